@@ -1,0 +1,45 @@
+# The README's commands. `make serve` and `make test` are the whole set-up on a fresh machine.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PYTHON  ?= python3
+
+.PHONY: serve test test-fast train bench lint system-deps clean
+
+# A stamp per extra, remade only when pyproject.toml changes, so a ready venv is not reinstalled.
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.stamp-runtime: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.stamp-runtime
+
+serve: $(VENV)/.stamp-runtime
+	$(PY) -m service
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: $(VENV)/.stamp-dev system-deps
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.stamp-dev
+	$(PY) -m pytest -m "not browser and not slow"
+
+train: $(VENV)/.stamp-dev
+	$(PY) -m training --recipe onecycle --out runs/default --export models/mnist-ae.pt
+
+bench: $(VENV)/.stamp-dev system-deps
+	$(PY) -m bench
+
+lint: $(VENV)/.stamp-dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+clean:
+	rm -rf runs .pytest_cache .hypothesis test-artifacts

@@ -1,0 +1,74 @@
+"""Serve the model: `python -m service` (or `ae-serve`), configured by AE_* variables.
+
+With one worker the model is loaded here, before the server binds its port, so a bad model
+file ends start-up with one log line and exit code 2. With several workers it is checked here
+once, then every worker loads its own copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+
+import uvicorn
+
+from service.app import create_app
+from service.runtime import ModelLoadError, load_model, resolve_device
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+
+def main() -> int:
+    started = time.perf_counter()
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        model = load_model(
+            settings.model_path, resolve_device(settings.device), settings.model_sha256
+        )
+    except ModelLoadError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    log.info("model %s %s loaded and warm from %s", model.name, model.version, model.path)
+    if settings.workers > 1:
+        return _serve_workers(settings)
+    app = create_app(settings, model, started)
+    uvicorn.Server(_config(settings, app)).run()
+    return 0
+
+
+def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        server_header=False,  # no versions advertised
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        loop="uvloop",
+        http="httptools",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _serve_workers(settings: Settings) -> int:
+    # Every worker writes its metrics here; /metrics on any of them reports the sum.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ae-metrics-")
+    config = _config(settings, "service.app:create_app", factory=True, workers=settings.workers)
+    server = uvicorn.Server(config)
+    sock = config.bind_socket()
+    uvicorn.supervisors.Multiprocess(config, target=server.run, sockets=[sock]).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

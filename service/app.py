@@ -1,0 +1,127 @@
+"""`create_app(settings)`: the FastAPI app, its lifespan and its middleware.
+
+The lifespan loads and warms the model (or takes one `python -m service` already loaded),
+starts the inference thread, and only then reports ready. Importing this module touches
+neither disk nor device.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from service import probes, routes
+from service.api_docs import API_DESCRIPTION
+from service.batching import MicroBatcher
+from service.errors import install_error_handlers
+from service.inference import Inference
+from service.metrics import Metrics
+from service.middleware import RequestContext
+from service.runtime import METHODS, Engine, LoadedModel, load_model, resolve_device
+from service.settings import Settings
+from service.state import Runtime
+
+log = logging.getLogger("service")
+
+
+def create_app(
+    settings: Settings | None = None,
+    model: LoadedModel | None = None,
+    started: float | None = None,
+) -> FastAPI:
+    """The service. `model`, when given, is used instead of loading `settings.model_path`;
+    `started` (a perf_counter reading) is when start-up began, for the readiness log line."""
+    settings = settings or Settings()
+    runtime = Runtime(settings, Metrics())
+    if started is not None:
+        runtime.started = started
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
+        await start(runtime, model)
+        try:
+            yield {"runtime": runtime}
+        finally:
+            await stop(runtime)
+
+    app = FastAPI(
+        title="Digit autoencoder",
+        version="1.0.0",
+        summary="Encode, decode, reconstruct and interpolate handwritten digits.",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(probes.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "X-Request-ID", "Content-Type"],
+            expose_headers=["X-Request-ID", "X-Model-Version", "X-Reconstruction-MSE"],
+        )
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.request_timeout,
+        metrics=runtime.metrics,
+        model_version=runtime.model_version,
+    )
+    return app
+
+
+async def start(runtime: Runtime, model: LoadedModel | None) -> None:
+    settings = runtime.settings
+    torch.set_num_threads(settings.resolved_torch_threads)
+    if model is None:
+        model = load_model(
+            settings.model_path, resolve_device(settings.device), settings.model_sha256
+        )
+    runtime.engine = Engine(model)
+    runtime.batcher = MicroBatcher(
+        runtime.engine.run,
+        METHODS,
+        max_batch_size=settings.max_batch_size,
+        max_delay_s=settings.max_batch_delay_ms / 1000,
+        max_queue=settings.max_queue,
+        on_batch=lambda method, size, _: runtime.metrics.observe_batch(
+            method, size, runtime.batcher.queued if runtime.batcher else 0
+        ),
+    )
+    runtime.batcher.start()
+    runtime.inference = Inference(runtime.batcher, settings.request_timeout)
+    runtime.codec_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codec")
+    publish_model(runtime)
+    runtime.ready = True
+    log.info(
+        "ready in %.2f s: model %s %s on %s, %d torch threads, batches of up to %d",
+        time.perf_counter() - runtime.started, model.name, model.version, model.device,
+        torch.get_num_threads(), settings.max_batch_size,
+    )  # fmt: skip
+
+
+def publish_model(runtime: Runtime) -> None:
+    model = runtime.model
+    weights = str(model.metadata.get("weights_sha256", ""))
+    runtime.metrics.set_model(
+        model.name, model.version, weights, model.file_sha256, str(model.device)
+    )
+
+
+async def stop(runtime: Runtime) -> None:
+    runtime.ready = False
+    if runtime.batcher is not None:
+        await runtime.batcher.stop()
+    if runtime.codec_pool is not None:
+        runtime.codec_pool.shutdown(wait=True)
+    log.info("stopped")

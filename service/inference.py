@@ -1,0 +1,78 @@
+"""The four verbs as plain async code over arrays: no HTTP here.
+
+Each returns its result with the `Timing` of its batch, so the caller can report where the
+time went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from service.batching import MicroBatcher, Timing
+
+Method = Literal["linear", "slerp"]
+
+
+@dataclass(frozen=True, slots=True)
+class Frames:
+    t: np.ndarray  # (steps,)
+    embeddings: np.ndarray  # (steps, D) float32
+    images: np.ndarray  # (steps, 28, 28) uint8
+
+
+class Inference:
+    def __init__(self, batcher: MicroBatcher, timeout: float) -> None:
+        self.batcher = batcher
+        self.timeout = timeout
+
+    async def encode(self, images: np.ndarray) -> tuple[np.ndarray, Timing]:
+        """(k, 28, 28) float32 -> (k, D) float32."""
+        (embeddings,), timing = await self.batcher.submit("encode", images, self.timeout)
+        return embeddings, timing
+
+    async def decode(self, embeddings: np.ndarray) -> tuple[np.ndarray, Timing]:
+        """(k, D) float32 -> (k, 28, 28) uint8."""
+        (images,), timing = await self.batcher.submit("decode", embeddings, self.timeout)
+        return images, timing
+
+    async def reconstruct(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Timing]:
+        """(k, 28, 28) float32 -> (k, 28, 28) uint8 and each one's MSE (k,)."""
+        (pixels, mse), timing = await self.batcher.submit("reconstruct", images, self.timeout)
+        return pixels, mse, timing
+
+    async def interpolate(
+        self, start: np.ndarray, end: np.ndarray, steps: int, method: Method
+    ) -> tuple[Frames, Timing]:
+        """Two embeddings (D,) -> `steps` frames from start to end, both ends included."""
+        t = np.linspace(0.0, 1.0, steps)  # (steps,)
+        path = interpolate_path(start, end, t, method)  # (steps, D)
+        images, timing = await self.decode(path)
+        return Frames(t, path, images), timing
+
+
+def interpolate_path(a: np.ndarray, b: np.ndarray, t: np.ndarray, method: Method) -> np.ndarray:
+    """(D,), (D,), (steps,) -> (steps, D) float32; t=0 gives exactly a, t=1 exactly b."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    if method == "slerp":
+        path = _slerp(a64, b64, t)
+    else:
+        path = (1.0 - t)[:, None] * a64 + t[:, None] * b64  # (steps, D)
+    path = path.astype(np.float32)
+    path[0], path[-1] = a, b  # the ends are the endpoints themselves, not a rounding of them
+    return path
+
+
+def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Along the great circle between the directions of a and b (as in latent-space walks)."""
+    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    if norms == 0:
+        return (1.0 - t)[:, None] * a + t[:, None] * b
+    omega = np.arccos(np.clip(np.dot(a, b) / norms, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:  # (anti)parallel: the circle is not defined, fall back to a line
+        return (1.0 - t)[:, None] * a + t[:, None] * b
+    wa = np.sin((1.0 - t) * omega) / np.sin(omega)  # (steps,)
+    wb = np.sin(t * omega) / np.sin(omega)  # (steps,)
+    return wa[:, None] * a + wb[:, None] * b  # (steps, D)

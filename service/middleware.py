@@ -1,0 +1,123 @@
+"""What every HTTP request gets, as plain ASGI (no per-request objects beyond a closure):
+a request id, the `X-Request-ID` and `X-Model-Version` response headers, the body-size limit
+(refused from `Content-Length` before reading, or as soon as a chunked body passes it), a
+deadline for the body to arrive, and the request count / latency / in-flight metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import BodyTimeout, PayloadTooLarge, problem_response
+from service.metrics import Metrics
+
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestContext:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_timeout: float,
+        metrics: Metrics,
+        model_version: Callable[[], str],
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.metrics = metrics
+        self.model_version = model_version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id, declared = _read_headers(scope)
+        scope["request_id"] = request_id
+        status = 500
+        extra = [
+            (b"x-request-id", request_id.encode()),
+            (b"x-model-version", self.model_version().encode()),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            if declared is not None and declared > self.max_body_bytes:
+                await self._refuse_declared(declared, request_id, send_with_headers)
+            else:
+                await self.app(scope, self._limited(receive), send_with_headers)
+        finally:
+            self.metrics.in_flight.dec()
+            route = _route_label(scope)
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+    async def _refuse_declared(self, declared: int, request_id: str, send: Send) -> None:
+        exc = PayloadTooLarge(
+            f"Content-Length {declared} exceeds the limit of {self.max_body_bytes} bytes "
+            "(AE_MAX_BODY_BYTES)"
+        )
+        response = problem_response(exc.status, exc.body(), request_id, {"Connection": "close"})
+        await response({"type": "http"}, _no_body, send)
+
+    def _limited(self, receive: Receive) -> Receive:
+        limit, timeout, seen, complete = self.max_body_bytes, self.body_timeout, 0, False
+
+        async def receive_limited() -> Message:
+            nonlocal seen, complete
+            if complete:  # after the body, receive only waits for a disconnect: no deadline
+                return await receive()
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(
+                    f"the request body did not arrive within {timeout:g} s; "
+                    f"received {seen} bytes"
+                ) from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+                if seen > limit:
+                    raise PayloadTooLarge(
+                        f"request body exceeds the limit of {limit} bytes (AE_MAX_BODY_BYTES)"
+                    )
+            return message
+
+        return receive_limited
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _read_headers(scope: Scope) -> tuple[str, int | None]:
+    request_id, declared = None, None
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SAFE_ID.match(value):
+            request_id = value.decode()
+        elif name == b"content-length":
+            declared = int(value) if value.isdigit() else None
+    return request_id or uuid.uuid4().hex, declared
+
+
+def _route_label(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

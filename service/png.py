@@ -1,0 +1,116 @@
+"""PNG at the byte level: header checks for every file, and a fast path for 8-bit grey.
+
+Reading the header first lets the service refuse a huge image before a pixel is inflated.
+Most digits arrive (and all leave) as small 8-bit greyscale PNGs; for those, zlib and numpy do
+the whole job in a few microseconds, where a general decoder costs ten times that on the event
+loop. Anything else goes to Pillow (see `codec.py`).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.errors import ImageTooLarge, InvalidImage
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IHDR = struct.Struct(">IIBBBBB")
+_CHUNK_HEAD = struct.Struct(">I4s")
+
+
+@dataclass(frozen=True, slots=True)
+class PngHeader:
+    width: int
+    height: int
+    bit_depth: int
+    color_type: int  # 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA
+    interlaced: bool
+
+    @property
+    def is_plain_grey8(self) -> bool:
+        return self.color_type == 0 and self.bit_depth == 8 and not self.interlaced
+
+
+def read_header(data: bytes, max_side: int) -> PngHeader:
+    """Check the signature and IHDR; refuse an image too large before any pixel is read."""
+    if len(data) < 33 or not data.startswith(SIGNATURE):
+        raise InvalidImage(f"not a PNG file (first bytes {data[:8]!r})")
+    length, tag = _CHUNK_HEAD.unpack_from(data, 8)
+    if tag != b"IHDR" or length != 13:
+        raise InvalidImage("PNG does not start with an IHDR chunk")
+    if zlib.crc32(data[12:29]) != struct.unpack_from(">I", data, 29)[0]:
+        raise InvalidImage("PNG header chunk has a bad CRC")
+    width, height, depth, color, _, _, interlace = _IHDR.unpack_from(data, 16)
+    if width == 0 or height == 0:
+        raise InvalidImage(f"PNG claims a {width}x{height} image")
+    if width > max_side or height > max_side:
+        raise ImageTooLarge(
+            f"image is {width}x{height} pixels; at most {max_side} pixels a side are accepted"
+        )
+    return PngHeader(width, height, depth, color, interlace == 1)
+
+
+def decode_grey8(data: bytes, header: PngHeader) -> np.ndarray | None:
+    """Pixels of a plain 8-bit grey PNG as (H, W) uint8, or None when a general decoder must."""
+    idat = _collect_idat(data)
+    row = header.width + 1  # one filter byte per row
+    expected = row * header.height
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(idat, expected + 1)
+    except zlib.error as exc:
+        raise InvalidImage(f"PNG pixel data is corrupt ({exc})") from None
+    if len(raw) != expected:
+        raise InvalidImage(f"PNG pixel data has {len(raw)} bytes, the header implies {expected}")
+    rows = np.frombuffer(raw, np.uint8).reshape(header.height, row)  # (H, 1 + W)
+    filters = rows[:, 0]
+    if filters.max() > 2:  # Average and Paeth are sequential per pixel: leave them to C.
+        return None
+    return _unfilter_sub_up(rows[:, 1:], filters)
+
+
+def _unfilter_sub_up(pixels: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    out = pixels.copy()  # (H, W) uint8
+    for y in np.flatnonzero(filters):
+        if filters[y] == 1:  # Sub: running sum along the row, modulo 256
+            out[y] = np.cumsum(out[y], dtype=np.uint8)
+        elif y > 0:  # Up: add the row above
+            out[y] += out[y - 1]
+    return out
+
+
+def _collect_idat(data: bytes) -> bytes:
+    parts: list[bytes] = []
+    pos, end = 8, len(data)
+    while pos + 12 <= end:
+        length, tag = _CHUNK_HEAD.unpack_from(data, pos)
+        stop = pos + 8 + length
+        if stop + 4 > end:
+            raise InvalidImage(f"PNG chunk {tag!r} is truncated")
+        if zlib.crc32(data[pos + 4 : stop]) != struct.unpack_from(">I", data, stop)[0]:
+            raise InvalidImage(f"PNG chunk {tag!r} has a bad CRC")
+        if tag == b"IDAT":
+            parts.append(data[pos + 8 : stop])
+        elif tag == b"IEND":
+            return b"".join(parts)
+        pos = stop + 4
+    raise InvalidImage("PNG ends before its IEND chunk (truncated file)")
+
+
+def _chunk(tag: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+
+
+_IEND = _chunk(b"IEND", b"")
+
+
+def encode_grey8(pixels: np.ndarray) -> bytes:
+    """(H, W) uint8 -> PNG bytes, filter None, zlib level 6: deterministic and small."""
+    height, width = pixels.shape
+    rows = np.zeros((height, width + 1), np.uint8)  # (H, 1 + W), filter byte 0
+    rows[:, 1:] = pixels
+    ihdr = _chunk(b"IHDR", _IHDR.pack(width, height, 8, 0, 0, 0, 0))
+    return SIGNATURE + ihdr + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + _IEND

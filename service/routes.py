@@ -1,0 +1,246 @@
+"""The four verbs. Each handler wires the stages: read -> decode -> model -> encode."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from service import api_docs, codec, inputs
+from service.batching import Timing
+from service.errors import ValidationFailed
+from service.inference import Frames, Method
+from service.negotiation import MEDIA_TYPES, choose_format
+from service.schemas import InterpolateRequest
+from service.state import Runtime, get_runtime
+
+router = APIRouter()
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+InvertQuery = Annotated[
+    Literal["auto", "true", "false"],
+    Query(description="auto: dark ink on a light background is inverted to MNIST's polarity"),
+]
+FitQuery = Annotated[
+    Literal["mnist", "stretch"],
+    Query(description="mnist: crop to the ink, fit 20x20, centre by mass; stretch: resize"),
+]
+FormatQuery = Annotated[
+    str | None, Query(description="json, png or gif; overrides the Accept header")
+]
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _accept(request: Request) -> str | None:
+    return request.headers.get("accept")
+
+
+def _observe(rt: Runtime, route: str, began: float, decoded: float, timing: Timing) -> None:
+    rt.metrics.observe_stages(
+        route,
+        decoded - began,
+        timing.queue_s,
+        timing.infer_s,
+        time.perf_counter() - decoded - timing.queue_s - timing.infer_s,
+    )
+
+
+def _model_fields(rt: Runtime) -> dict[str, Any]:
+    return {"model": rt.model.name, "model_version": rt.model.version}
+
+
+async def _images(request: Request, rt: Runtime, invert: str, fit: str) -> np.ndarray:
+    s = rt.settings
+    payloads = await inputs.read_images(request, s.max_items)
+    options = codec.ImageOptions(invert, fit)  # type: ignore[arg-type]
+    assert rt.codec_pool is not None
+    return await inputs.decode_images(payloads, options, s.max_image_side, rt.codec_pool)
+
+
+@router.post("/encode", summary="PNG digits to embeddings", **api_docs.ENCODE)  # type: ignore[arg-type]
+async def encode(
+    request: Request, rt: RuntimeDep, invert: InvertQuery = "auto", fit: FitQuery = "mnist",
+    format: FormatQuery = None,
+) -> Response:  # fmt: skip
+    """Encode each image to its embedding."""
+    began = time.perf_counter()
+    choose_format(_accept(request), format, ("json",))
+    images = await _images(request, rt, invert, fit)
+    decoded = time.perf_counter()
+    assert rt.inference is not None
+    embeddings, timing = await rt.inference.encode(images)
+    body = {**_model_fields(rt), "embedding_dim": embeddings.shape[1], "embeddings": embeddings}
+    response = JSONBody(body)
+    _observe(rt, "/encode", began, decoded, timing)
+    return response
+
+
+@router.post("/decode", summary="Embeddings to PNG digits", **api_docs.DECODE)  # type: ignore[arg-type]
+async def decode(request: Request, rt: RuntimeDep, format: FormatQuery = None) -> Response:
+    """Draw the digit of each embedding."""
+    began = time.perf_counter()
+    inputs.require_json(request)
+    s = rt.settings
+    embeddings = inputs.parse_embeddings(await request.body(), rt.model.embedding_dim, s.max_items)
+    fmt = _image_format(request, format, len(embeddings))
+    decoded = time.perf_counter()
+    assert rt.inference is not None
+    images, timing = await rt.inference.decode(embeddings)
+    if fmt == "png":
+        response: Response = Response(codec.png_bytes(images[0]), media_type="image/png")
+    else:
+        pngs = [codec.b64encode(codec.png_bytes(image)) for image in images]
+        response = JSONBody({**_model_fields(rt), "images": pngs})
+    _observe(rt, "/decode", began, decoded, timing)
+    return response
+
+
+@router.post("/reconstruct", summary="PNG digits redrawn by the model", **api_docs.RECONSTRUCT)  # type: ignore[arg-type]
+async def reconstruct(
+    request: Request, rt: RuntimeDep, invert: InvertQuery = "auto", fit: FitQuery = "mnist",
+    format: FormatQuery = None,
+) -> Response:  # fmt: skip
+    """Encode and decode each image: what the model makes of it, and how far off it is."""
+    began = time.perf_counter()
+    accept = _accept(request)
+    if format is not None or accept:  # refuse what cannot be produced before any work
+        choose_format(accept, format, ("png", "json"))
+    images = await _images(request, rt, invert, fit)
+    fmt = _image_format(request, format, len(images))
+    decoded = time.perf_counter()
+    assert rt.inference is not None
+    pixels, mse, timing = await rt.inference.reconstruct(images)
+    if fmt == "png":
+        headers = {"X-Reconstruction-MSE": f"{float(mse[0]):.6g}"}
+        response: Response = Response(codec.png_bytes(pixels[0]), headers=headers, media_type="image/png")
+    else:
+        pngs = [codec.b64encode(codec.png_bytes(image)) for image in pixels]
+        response = JSONBody({**_model_fields(rt), "images": pngs, "mse": mse.astype(np.float64)})
+    _observe(rt, "/reconstruct", began, decoded, timing)
+    return response
+
+
+def _image_format(request: Request, format: str | None, count: int) -> str:
+    if count == 1:
+        return choose_format(_accept(request), format, ("png", "json"))
+    why = f"{count} images are answered as JSON"
+    return choose_format(_accept(request), format, ("json",), why)
+
+
+@router.post("/interpolate", summary="Frames between two digits", **api_docs.INTERPOLATE)  # type: ignore[arg-type]
+async def interpolate(
+    request: Request, rt: RuntimeDep, invert: InvertQuery = "auto", fit: FitQuery = "mnist",
+    format: FormatQuery = None, steps: int | None = None, method: Method | None = None,
+) -> Response:  # fmt: skip
+    """Decode `steps` points on the path between two embeddings (each given or encoded)."""
+    began = time.perf_counter()
+    fmt = choose_format(_accept(request), format, ("json", "gif", "png"))
+    options = codec.ImageOptions(invert, fit)  # type: ignore[arg-type]
+    endpoints, body_steps, body_method = await _read_endpoints(request, rt, options)
+    n = _steps(body_steps if body_steps is not None else steps, rt.settings.max_steps)
+    how: Method = body_method or method or "linear"
+    decoded = time.perf_counter()
+    start, end, encode_timing = await _embed_endpoints(rt, endpoints)
+    assert rt.inference is not None
+    frames, timing = await rt.inference.interpolate(start, end, n, how)
+    response = _frames_response(rt, frames, fmt, how)
+    queue = timing.queue_s + (encode_timing.queue_s if encode_timing else 0.0)
+    infer = timing.infer_s + (encode_timing.infer_s if encode_timing else 0.0)
+    _observe(rt, "/interpolate", began, decoded, Timing(queue, infer, timing.batch_size))
+    return response
+
+
+Endpoint = tuple[str, np.ndarray, bool]  # (name, image (28, 28) or embedding (D,), is_image)
+
+
+async def _read_endpoints(
+    request: Request, rt: Runtime, options: codec.ImageOptions
+) -> tuple[list[Endpoint], int | None, Method | None]:
+    s = rt.settings
+    assert rt.codec_pool is not None
+    kind = inputs.media_type(request)
+    if kind == "multipart/form-data":
+        files = await inputs.read_multipart(request, 2)
+        missing = [(name, "a file part is required") for name in ("start", "end") if name not in files]
+        if missing:
+            raise ValidationFailed(missing)
+        payloads = [("start", files["start"]), ("end", files["end"])]
+        images = await inputs.decode_images(payloads, options, s.max_image_side, rt.codec_pool)
+        steps, method = await _form_options(request)
+        return [("start", images[0], True), ("end", images[1], True)], steps, method
+    inputs.require_json(request)
+    body = inputs.parse_json(await request.body(), InterpolateRequest)
+    endpoints: list[Endpoint] = []
+    for name in ("start", "end"):
+        value = getattr(body, name)
+        if isinstance(value, str):
+            data = codec.b64decode(value, name)
+            image = await inputs.decode_images([(name, data)], options, s.max_image_side, rt.codec_pool)
+            endpoints.append((name, image[0], True))
+        else:
+            row = inputs.embeddings_array([(name, value)], rt.model.embedding_dim)
+            endpoints.append((name, row[0], False))
+    return endpoints, body.steps, body.method
+
+
+async def _form_options(request: Request) -> tuple[int | None, Method | None]:
+    form = await request.form()
+    steps_text, method_text = form.get("steps"), form.get("method")
+    errors = []
+    steps = None
+    if isinstance(steps_text, str):
+        try:
+            steps = int(steps_text)
+        except ValueError:
+            errors.append(("steps", f"{steps_text[:40]!r} is not an integer"))
+    if isinstance(method_text, str) and method_text not in ("linear", "slerp"):
+        errors.append(("method", f"{method_text[:40]!r} is not one of linear, slerp"))
+    if errors:
+        raise ValidationFailed(errors)
+    return steps, method_text if isinstance(method_text, str) else None  # type: ignore[return-value]
+
+
+def _steps(steps: int | None, max_steps: int) -> int:
+    value = 10 if steps is None else steps
+    if not 2 <= value <= max_steps:
+        raise ValidationFailed(
+            [("steps", f"{value} frames asked; between 2 and {max_steps} (AE_MAX_STEPS)")]
+        )
+    return value
+
+
+async def _embed_endpoints(
+    rt: Runtime, endpoints: list[Endpoint]
+) -> tuple[np.ndarray, np.ndarray, Timing | None]:
+    """Encode the endpoints that are images (in one batch), keep the given embeddings."""
+    images = [value for _, value, is_image in endpoints if is_image]
+    if not images:
+        return endpoints[0][1], endpoints[1][1], None
+    assert rt.inference is not None
+    encoded, timing = await rt.inference.encode(np.stack(images))  # (k, D)
+    rows = iter(encoded)
+    start, end = (next(rows) if is_image else value for _, value, is_image in endpoints)
+    return start, end, timing
+
+
+def _frames_response(rt: Runtime, frames: Frames, fmt: str, method: Method) -> Response:
+    if fmt == "gif":
+        return Response(codec.gif_bytes(frames.images), media_type=MEDIA_TYPES["gif"])
+    if fmt == "png":
+        return Response(codec.strip_png(frames.images), media_type=MEDIA_TYPES["png"])
+    items = [
+        {"t": float(t), "image": codec.b64encode(codec.png_bytes(image)), "embedding": embedding}
+        for t, image, embedding in zip(frames.t, frames.images, frames.embeddings, strict=True)
+    ]
+    return JSONBody(
+        {**_model_fields(rt), "method": method, "steps": len(items), "frames": items}
+    )

@@ -1,0 +1,182 @@
+"""The model at run time: load and check the TorchScript file, warm it, run batches.
+
+Only this module (and the inference thread it serves) touches torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from service.batching import Outputs
+from service.codec import to_uint8
+
+log = logging.getLogger("service")
+
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+REQUIRED_KEYS = ("format_version", "name", "version", "input_shape", "embedding_dim")
+METHODS = ("encode", "decode", "reconstruct")
+
+
+class ModelLoadError(Exception):
+    """A model file that cannot be served; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    module: torch.jit.ScriptModule
+    metadata: dict[str, Any]
+    device: torch.device
+    path: Path
+    file_sha256: str
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.metadata["embedding_dim"])
+
+    @property
+    def side(self) -> int:
+        return int(self.metadata["input_shape"][-1])
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"AE_DEVICE={spec} but CUDA is not available on this machine")
+    return device
+
+
+def load_model(
+    path: Path, device: torch.device, expected_sha256: str | None = None
+) -> LoadedModel:
+    """Read, verify and warm a model file; raises ModelLoadError with a one-line reason."""
+    data = _read(path)
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 and digest != expected_sha256.lower():
+        raise ModelLoadError(
+            f"model file {path.name} has SHA-256 {digest}, "
+            f"but AE_MODEL_SHA256 pins {expected_sha256}"
+        )
+    module, metadata = _deserialize(data, path, device)
+    model = LoadedModel(module.eval(), metadata, device, path, digest)
+    check_and_warm(model)
+    return model
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelLoadError(f"model file {path} does not exist") from None
+    except OSError as exc:
+        raise ModelLoadError(f"model file {path} cannot be read ({exc.strerror})") from None
+
+
+def _deserialize(
+    data: bytes, path: Path, device: torch.device
+) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    extra = {METADATA_FILE: ""}
+    try:
+        with warnings.catch_warnings():
+            # TorchScript is deprecated in this torch; the file format is our contract for now.
+            warnings.filterwarnings("ignore", r"`torch\.jit\.load` is deprecated", FutureWarning)
+            module = torch.jit.load(io.BytesIO(data), map_location=device, _extra_files=extra)
+    except Exception as exc:  # torch raises RuntimeError, ValueError, zip errors...
+        raise ModelLoadError(
+            f"model file {path.name} is not a loadable TorchScript file ({type(exc).__name__})"
+        ) from None
+    return module, _parse_metadata(extra[METADATA_FILE], path)
+
+
+def _parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
+    if not text:
+        raise ModelLoadError(f"model file {path.name} has no embedded {METADATA_FILE}")
+    try:
+        metadata = json.loads(text)
+    except ValueError:
+        raise ModelLoadError(f"model file {path.name}: {METADATA_FILE} is not JSON") from None
+    missing = [key for key in REQUIRED_KEYS if key not in metadata]
+    if missing:
+        raise ModelLoadError(f"model file {path.name}: {METADATA_FILE} lacks {', '.join(missing)}")
+    if metadata["format_version"] != FORMAT_VERSION:
+        raise ModelLoadError(
+            f"model file {path.name} has format_version {metadata['format_version']}; "
+            f"this service reads {FORMAT_VERSION}"
+        )
+    return dict(metadata)
+
+
+def check_and_warm(model: LoadedModel, rounds: int = 3) -> None:
+    """Run every method on dummy batches: proves the shapes and pays TorchScript's first calls."""
+    side, dim = model.side, model.embedding_dim
+    for batch in (1, 8, 64):
+        x = torch.rand(batch, 1, side, side, device=model.device)  # (B, 1, 28, 28)
+        for _ in range(rounds):
+            with torch.inference_mode():
+                try:
+                    z = model.module.encode(x)  # (B, D)
+                    y = model.module.decode(z)  # (B, 1, 28, 28)
+                    r = model.module(x)  # (B, 1, 28, 28)
+                except Exception as exc:
+                    raise ModelLoadError(
+                        f"model file {model.path.name} fails a test forward pass "
+                        f"({type(exc).__name__})"
+                    ) from None
+        _expect_shape(model, "encode", z, (batch, dim))
+        _expect_shape(model, "decode", y, (batch, 1, side, side))
+        _expect_shape(model, "forward", r, (batch, 1, side, side))
+        if not bool(torch.isfinite(y).all()) or float(y.min()) < 0 or float(y.max()) > 1:
+            raise ModelLoadError(f"model file {model.path.name}: decode leaves [0, 1]")
+
+
+def _expect_shape(model: LoadedModel, method: str, out: torch.Tensor, want: tuple[int, ...]) -> None:
+    if tuple(out.shape) != want:
+        raise ModelLoadError(
+            f"model file {model.path.name}: {method} gives shape {tuple(out.shape)}, "
+            f"its metadata implies {want}"
+        )
+
+
+class Engine:
+    """The live model; the inference thread calls `run`. A reload swaps `model` atomically."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+
+    def run(self, method: str, items: np.ndarray) -> Outputs:
+        model = self.model  # one model for the whole batch, even if a swap lands meanwhile
+        x = torch.from_numpy(items).to(model.device)
+        with torch.inference_mode():
+            if method == "encode":
+                z = model.module.encode(x[:, None])  # (N, 28, 28) -> (N, D)
+                return (z.cpu().numpy(),)
+            if method == "decode":
+                y = model.module.decode(x)  # (N, D) -> (N, 1, 28, 28)
+                return (to_uint8(y[:, 0].cpu().numpy()),)
+            if method == "reconstruct":
+                y = model.module(x[:, None])[:, 0]  # (N, 28, 28)
+                mse = (y - x).square().mean(dim=(1, 2))  # (N,)
+                return to_uint8(y.cpu().numpy()), mse.cpu().numpy()
+        raise ValueError(f"unknown model method {method!r}")
