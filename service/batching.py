@@ -1,31 +1,37 @@
 """Dynamic micro-batching: concurrent calls per model method merged into one forward pass.
 
-Handlers `await batcher.submit(method, items)` on the event loop; one inference thread takes
-the queued work of one method at a time and runs it as a single batch. The rules:
+Handlers `await batcher.submit(method, items)` on the event loop. The loop keeps the queues
+and forms the batches; one inference thread only runs them. The rules:
 
 - a batch holds at most `max_batch_size` items (a single request larger than that runs alone);
-- when the thread is idle, new work runs at once: a lone request never waits out the window;
-- when the thread comes back from a batch and finds work, it waits until the oldest queued item
-  is `max_delay` old or the batch is full, whichever comes first (0: run what is queued now);
+- when no batch is running, new work starts at once (with whatever arrived in the same loop
+  turn): a lone request never waits out the window;
+- when a batch ends and work is waiting, the next batch starts when the oldest waiting item is
+  `max_delay` old or the batch is full, whichever comes first (0: run what is waiting now);
+- the method whose oldest item waited longest goes first;
 - at most `max_queue` items wait; past that, `submit` raises `Overloaded` at once;
 - a caller that gives up (timeout, disconnect) loses its place without using a batch slot;
 - an exception in a batch fails that batch's callers only.
 
-The event loop never touches torch, and the thread wakes the loop once per batch, not per item.
+All bookkeeping happens on the loop, so a request costs no lock and no thread wake-up; the
+thread is woken once per batch and wakes the loop once per batch. The loop never touches torch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import threading
+import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from service.errors import NotReady, Overloaded, TimedOut
+
+log = logging.getLogger("service")
 
 Outputs = tuple[np.ndarray, ...]
 RunBatch = Callable[[str, np.ndarray], Outputs]
@@ -69,11 +75,12 @@ class MicroBatcher:
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
         self._on_batch = on_batch
-        self._cond = threading.Condition()
-        self._queued = 0  # items waiting, not yet taken by the thread
-        self._busy = False
+        self._queued = 0  # items waiting, not yet in a batch
+        self._running = False  # a batch is on the inference thread
+        self._wake: asyncio.Handle | None = None  # a scheduled _dispatch
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._idle: asyncio.Event | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -82,28 +89,28 @@ class MicroBatcher:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._work, name="inference", daemon=True)
-        self._thread.start()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
     async def submit(
         self, method: str, items: np.ndarray, timeout: float | None = None
     ) -> tuple[Outputs, Timing]:
-        """Queue `items` (k, ...) for `method`; returns its slice of the batch's outputs."""
+        """Queue `items` (k, ...) for `method`; returns its rows of the batch's outputs."""
         loop = self._loop
         if loop is None or self._stopping:
             raise NotReady("the service is shutting down")
-        future: asyncio.Future[tuple[Outputs, Timing]] = loop.create_future()
         count = len(items)
-        with self._cond:
-            if self._queued + count > self.max_queue:
-                raise Overloaded(
-                    f"{self._queued} items are already waiting for the model "
-                    f"(AE_MAX_QUEUE={self.max_queue}); retry shortly"
-                )
-            self._queues[method].append(_Pending(items, future, time.perf_counter()))
-            self._queued += count
-            if not self._busy:
-                self._cond.notify()
+        if self._queued + count > self.max_queue:
+            raise Overloaded(
+                f"{self._queued} items are already waiting for the model "
+                f"(AE_MAX_QUEUE={self.max_queue}); retry shortly"
+            )
+        future: asyncio.Future[tuple[Outputs, Timing]] = loop.create_future()
+        self._queues[method].append(_Pending(items, future, time.perf_counter()))
+        self._queued += count
+        if not self._running:
+            self._nudge(loop, method)
         if timeout is None:
             return await future
         timer = loop.call_later(timeout, _expire, future, timeout)
@@ -113,104 +120,130 @@ class MicroBatcher:
             timer.cancel()
 
     async def stop(self) -> None:
-        """Finish every queued batch, then end the thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
+        """Refuse new work, finish every queued batch, then end the thread."""
+        self._stopping = True
+        assert self._idle is not None
+        while self._running or self._queued:
+            self._idle.clear()
+            if not self._running and self._wake is None:
+                self._dispatch(False)
+            await self._idle.wait()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
-    # The inference thread
+    # Forming batches (on the loop)
 
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                batch = self._next_batch()
-                if batch is None:
-                    return
-                self._busy = True
-            method, pending = batch
-            self._run_batch(method, pending)
-            with self._cond:
-                self._busy = False
+    def _nudge(self, loop: asyncio.AbstractEventLoop, method: str) -> None:
+        """New work while no batch runs: start now if idle, or when a waiting batch fills."""
+        if self._wake is None:  # idle: start with whatever else arrives this turn, no window
+            self._wake = loop.call_soon(self._dispatch, False)
+        elif isinstance(self._wake, asyncio.TimerHandle) and self._window_left(method) == 0:
+            self._wake.cancel()  # the batch waiting for its window is full: go now
+            self._wake = loop.call_soon(self._dispatch, False)
 
-    def _next_batch(self) -> tuple[str, list[_Pending]] | None:
-        """Called with the lock held. Blocks until there is work; None once stopped and empty."""
-        came_from_idle = False
-        while not self._queued:
-            if self._stopping:
-                return None
-            came_from_idle = True
-            self._cond.wait()
+    def _dispatch(self, window: bool = True) -> None:
+        """Start the next batch, or schedule this again when its window closes."""
+        self._wake = None
+        if self._running:
+            return
         method = self._oldest_method()
-        if not came_from_idle and not self._stopping:
-            self._wait_for_window(method)
-        return method, self._take(method)
+        if method is None:
+            self._set_idle()
+            return
+        wait = self._window_left(method) if window else 0.0
+        if wait > 0:
+            assert self._loop is not None
+            self._wake = self._loop.call_later(wait, self._dispatch, False)
+            return
+        batch = self._take(method)
+        if not batch:  # only abandoned requests were waiting
+            self._dispatch(window)
+            return
+        self._launch(method, batch)
 
-    def _oldest_method(self) -> str:
-        heads = [(q[0].enqueued, m) for m, q in self._queues.items() if q]
-        return min(heads)[1]
+    def _oldest_method(self) -> str | None:
+        oldest, chosen = None, None
+        for method, queue in self._queues.items():
+            while queue and queue[0].future.done():  # abandoned: drop, no slot used
+                self._queued -= len(queue.popleft().items)
+            if queue and (oldest is None or queue[0].enqueued < oldest):
+                oldest, chosen = queue[0].enqueued, method
+        return chosen
 
-    def _wait_for_window(self, method: str) -> None:
-        queue = self._queues[method]
-        deadline = queue[0].enqueued + self.max_delay_s
-        while _items_up_to(queue, self.max_batch_size) < self.max_batch_size:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0 or self._stopping:
-                return
-            self._cond.wait(remaining)
+    def _window_left(self, method: str) -> float:
+        """Seconds to wait for more items; 0 when the batch is full, old enough or stopping."""
+        if self._stopping or self.max_delay_s <= 0:
+            return 0.0
+        queue, total = self._queues[method], 0
+        for p in queue:
+            total += len(p.items)
+            if total >= self.max_batch_size:
+                return 0.0
+        return queue[0].enqueued + self.max_delay_s - time.perf_counter()
 
     def _take(self, method: str) -> list[_Pending]:
         queue, taken, size = self._queues[method], [], 0
         while queue:
             head = queue[0]
-            if head.future.done():  # timed out or cancelled while waiting: no slot used
-                queue.popleft()
-                self._queued -= len(head.items)
-                continue
-            if taken and size + len(head.items) > self.max_batch_size:
-                break
+            if not head.future.done():
+                if taken and size + len(head.items) > self.max_batch_size:
+                    break
+                taken.append(head)
+                size += len(head.items)
             queue.popleft()
             self._queued -= len(head.items)
-            taken.append(head)
-            size += len(head.items)
         return taken
 
-    def _run_batch(self, method: str, pending: list[_Pending]) -> None:
-        if not pending:
-            return
-        assert self._loop is not None
+    def _launch(self, method: str, batch: list[_Pending]) -> None:
+        assert self._loop is not None and self._executor is not None
+        self._running = True
+        items = batch[0].items if len(batch) == 1 else np.concatenate([p.items for p in batch])
         started = time.perf_counter()
+        work = self._loop.run_in_executor(self._executor, self._timed_run, method, items)
+        work.add_done_callback(lambda done: self._finish(method, batch, started, len(items), done))
+
+    def _timed_run(self, method: str, items: np.ndarray) -> tuple[Outputs, float]:
+        began = time.perf_counter()  # on the inference thread
+        outputs = self._run(method, items)
+        return outputs, time.perf_counter() - began
+
+    def _finish(
+        self,
+        method: str,
+        batch: list[_Pending],
+        started: float,
+        size: int,
+        done: asyncio.Future[tuple[Outputs, float]],
+    ) -> None:
+        self._running = False
         try:
-            items = pending[0].items if len(pending) == 1 else np.concatenate(
-                [p.items for p in pending]
-            )  # (sum k, ...)
-            outputs = self._run(method, items)
+            outputs, infer_s = done.result()
         except Exception as exc:  # one batch fails, the service goes on
-            failure = BatchFailed(f"model call {method!r} failed: {type(exc).__name__}")
-            self._loop.call_soon_threadsafe(_fail, pending, failure)
+            _fail(batch, BatchFailed(f"model call {method!r} failed: {type(exc).__name__}"))
+        else:
+            _deliver(batch, outputs, started, infer_s, size)
+            self._report(method, size, infer_s)
+        self._dispatch()
+
+    def _report(self, method: str, size: int, infer_s: float) -> None:
+        if self._on_batch is None:
             return
-        infer_s = time.perf_counter() - started
-        if self._on_batch is not None:
-            self._on_batch(method, len(items), infer_s)
-        self._loop.call_soon_threadsafe(_deliver, pending, outputs, started, infer_s, len(items))
+        try:
+            self._on_batch(method, size, infer_s)
+        except Exception:  # a broken observer must not stop the batching
+            log.exception("batch observer failed")
 
-
-def _items_up_to(queue: collections.deque[_Pending], limit: int) -> int:
-    total = 0
-    for p in queue:
-        total += len(p.items)
-        if total >= limit:
-            break
-    return total
+    def _set_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.set()
 
 
 def _deliver(
-    pending: list[_Pending], outputs: Outputs, started: float, infer_s: float, size: int
+    batch: list[_Pending], outputs: Outputs, started: float, infer_s: float, size: int
 ) -> None:
-    """On the loop: hand each caller its rows of every output."""
+    """Hand each caller its rows of every output."""
     start = 0
-    for p in pending:
+    for p in batch:
         stop = start + len(p.items)
         if not p.future.done():
             rows = tuple(out[start:stop] for out in outputs)
@@ -218,8 +251,8 @@ def _deliver(
         start = stop
 
 
-def _fail(pending: list[_Pending], failure: BatchFailed) -> None:
-    for p in pending:
+def _fail(batch: list[_Pending], failure: BatchFailed) -> None:
+    for p in batch:
         if not p.future.done():
             p.future.set_exception(failure)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,7 @@ SIDE = 28
 DIGIT_BOX = 20  # MNIST fitted each digit in 20x20, then centred it by mass in 28x28
 INK_THRESHOLD = 0.1
 INLINE_PIXELS = 64 * 64  # decode bigger images off the event loop
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-f]+>")
 
 Invert = Literal["auto", "true", "false"]
 Fit = Literal["mnist", "stretch"]
@@ -63,12 +65,15 @@ def _decode_with_pillow(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             image.load()
             return _to_grey(image)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:
+        # Pillow's chunk readers meet hostile bytes with whatever breaks first (struct.error
+        # from a short cHRM, IndexError from a 2-byte iCCP, ...): all mean an unreadable file.
         raise InvalidImage(f"PNG could not be decoded ({_short(exc)})") from None
 
 
 def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    text = _OBJECT_REPR.sub("", str(exc)).strip()  # no "<_io.BytesIO object at 0x...>"
+    return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
 def _to_grey(image: Image.Image) -> np.ndarray:
@@ -98,7 +103,8 @@ def _should_invert(grey: np.ndarray, invert: Invert) -> bool:
     if invert != "auto":
         return invert == "true"
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    return bool(np.median(border) > 0.5)  # a light frame means dark ink on paper
+    # Most of the frame light means dark ink on paper (a median, without the sort).
+    return 2 * int(np.count_nonzero(border > 0.5)) > border.size
 
 
 def fit_mnist(grey: np.ndarray) -> np.ndarray:

@@ -7,9 +7,10 @@ deadline for the body to arrive, and the request count / latency / in-flight met
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,12 +36,16 @@ class RequestContext:
         self.body_timeout = body_timeout
         self.metrics = metrics
         self.model_version = model_version
+        # Ids unique across processes and replicas without a syscall per request (uuid4 is one).
+        self._id_prefix = os.urandom(6).hex()
+        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id, declared = _read_headers(scope)
+        request_id = request_id or f"{self._id_prefix}{next(self._id_counter):010x}"
         scope["request_id"] = request_id
         status = 500
         extra = [
@@ -107,14 +112,14 @@ async def _no_body() -> Message:
     return {"type": "http.disconnect"}
 
 
-def _read_headers(scope: Scope) -> tuple[str, int | None]:
+def _read_headers(scope: Scope) -> tuple[str | None, int | None]:
     request_id, declared = None, None
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _SAFE_ID.match(value):
             request_id = value.decode()
         elif name == b"content-length":
             declared = int(value) if value.isdigit() else None
-    return request_id or uuid.uuid4().hex, declared
+    return request_id, declared
 
 
 def _route_label(scope: Scope) -> str:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from service.batching import MicroBatcher
 from service.inference import Inference
 from service.metrics import Metrics
+from service.reload import Reloader
 from service.runtime import Engine, LoadedModel
 from service.settings import Settings
 
@@ -25,6 +26,7 @@ class Runtime:
     batcher: MicroBatcher | None = None
     inference: Inference | None = None
     codec_pool: ThreadPoolExecutor | None = None
+    reloader: Reloader | None = None
     ready: bool = False
     not_ready_reason: str = ""
     started: float = field(default_factory=time.perf_counter)
@@ -38,6 +40,7 @@ class Runtime:
         return self.engine.model.version if self.engine else "none"
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose: FastAPI would run a plain `def` dependency in a thread per request."""
     runtime: Runtime = request.state.runtime
     return runtime

@@ -1,0 +1,176 @@
+"""The bench's plan and its loop: servers started once per mode, one wrk cell per target and
+concurrency, each after a short warm-up that is not counted."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import machine, payloads
+from bench.servers import PeakRSS, Server, StartFailed, start_echo, start_service
+from bench.wrk import Body, WrkFailed, WrkResult, run_wrk
+
+ROUTES = {"reconstruct": "/reconstruct", "encode": "/encode", "decode": "/decode", "echo": "/echo"}
+BODY_OF = {"reconstruct": "png", "encode": "png", "decode": "embedding", "echo": "png"}
+SERVICE_TARGETS = ("reconstruct", "encode", "decode")
+MODES = {"on": {}, "off": {"AE_MAX_BATCH_SIZE": "1"}}  # AE_* overrides of each mode
+ECHO = "echo"  # the mode label of the echo app's cells
+EXTERNAL = "as running"  # the mode label of cells against --url
+
+
+@dataclass(frozen=True)
+class Options:
+    targets: tuple[str, ...] = tuple(ROUTES)
+    concurrency: tuple[int, ...] = (1, 16, 64, 256)
+    modes: tuple[str, ...] = tuple(MODES)
+    seconds: float = 8.0
+    warmup: float = 2.0
+    threads: int = 1
+    timeout_s: float = 5.0
+    device: str | None = None
+    model: Path | None = None
+    url: str | None = None
+    work: Path = Path("bench/out")
+
+    def service_env(self, mode: str) -> dict[str, str]:
+        env = dict(MODES[mode])
+        if self.device:
+            env["AE_DEVICE"] = self.device
+        if self.model:
+            env["AE_MODEL_PATH"] = str(self.model.resolve())
+        return env
+
+
+@dataclass
+class Cell:
+    target: str
+    mode: str  # "on", "off", ECHO or EXTERNAL
+    connections: int
+    result: WrkResult | None = None
+    peak_rss_mb: float | None = None
+    failure: str | None = None
+
+
+@dataclass
+class Run:
+    options: Options
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    machine: dict[str, Any] = field(default_factory=machine.describe)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)  # mode -> GET /model
+    bodies: dict[str, Body] = field(default_factory=dict)
+    cells: list[Cell] = field(default_factory=list)
+    seconds: float = 0.0
+    load_after: float | None = None
+
+    def cell(self, target: str, mode: str, connections: int) -> Cell | None:
+        for cell in self.cells:
+            if (cell.target, cell.mode, cell.connections) == (target, mode, connections):
+                return cell
+        return None
+
+    @property
+    def failed(self) -> list[Cell]:
+        return [cell for cell in self.cells if cell.failure]
+
+
+def bench(options: Options) -> Run:
+    run = Run(options)
+    began = time.perf_counter()
+    run.bodies = payloads.write_bodies(options.work, None)
+    if ECHO in options.targets:
+        _measure_server(run, ECHO, (ECHO,), functools.partial(start_echo, options.work))
+    targets = tuple(t for t in options.targets if t in SERVICE_TARGETS)
+    if targets and options.url:
+        _measure_server(run, EXTERNAL, targets, functools.partial(_external, options.url))
+    elif targets:
+        for mode in options.modes:
+            env, name = options.service_env(mode), f"service-{mode}"
+            _measure_server(
+                run, mode, targets, functools.partial(start_service, name, env, options.work)
+            )
+    run.seconds = time.perf_counter() - began
+    run.load_after = machine.load_average()
+    return run
+
+
+def planned_seconds(options: Options) -> float:
+    modes = 1 if options.url else len(options.modes)
+    service = sum(t in SERVICE_TARGETS for t in options.targets) * modes
+    cells = (service + (ECHO in options.targets)) * len(options.concurrency)
+    return cells * (options.seconds + options.warmup + 0.5)
+
+
+def _measure_server(
+    run: Run, mode: str, targets: tuple[str, ...], start: Callable[[], ContextManager[Server]]
+) -> None:
+    try:
+        with start() as server:
+            if mode != ECHO:
+                run.services[mode] = _model_info(server)
+                run.bodies = payloads.write_bodies(run.options.work, server.url)
+            for target in targets:
+                for connections in run.options.concurrency:
+                    run.cells.append(_measure(run, server, target, mode, connections))
+    except StartFailed as exc:
+        run.cells.extend(
+            Cell(t, mode, c, failure=str(exc)) for t in targets for c in run.options.concurrency
+        )
+        _say(f"{mode}: could not start: {exc}")
+
+
+def _measure(run: Run, server: Server, target: str, mode: str, connections: int) -> Cell:
+    o, cell = run.options, Cell(target, mode, connections)
+    url, body = server.url + ROUTES[target], run.bodies[BODY_OF[target]]
+    if not server.alive():
+        cell.failure = f"{server.name} is no longer running:\n{server.log_tail()}"
+        return cell
+    try:
+        if o.warmup > 0:
+            run_wrk(url, body, connections, o.warmup, o.threads, o.timeout_s)
+        with PeakRSS(server.pid) as rss:
+            cell.result = run_wrk(url, body, connections, o.seconds, o.threads, o.timeout_s)
+        cell.peak_rss_mb = rss.mb
+    except (WrkFailed, OSError) as exc:
+        cell.failure = str(exc)
+    _say(_progress_line(cell))
+    return cell
+
+
+def _model_info(server: Server) -> dict[str, Any]:
+    try:
+        info: dict[str, Any] = httpx.get(f"{server.url}/model", timeout=10).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    keep = ("name", "version", "device", "batching")
+    return {key: info.get(key) for key in keep}
+
+
+@contextlib.contextmanager
+def _external(url: str | None) -> Iterator[Server]:
+    assert url is not None
+    yield Server("service", url.rstrip("/"), None, None)
+
+
+def _progress_line(cell: Cell) -> str:
+    head = f"{cell.target:<12} {cell.mode:<10} c={cell.connections:<4}"
+    if cell.result is None:
+        return f"{head} FAILED: {(cell.failure or '').splitlines()[0][:200]}"
+    r, rss = cell.result, f"{cell.peak_rss_mb:.0f} MB" if cell.peak_rss_mb else "n/a"
+    return (
+        f"{head} {r.rps:8.0f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
+        f"errors {r.errors}  503 {r.overloaded}  rss {rss}"
+    )
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
