@@ -3,28 +3,37 @@
 With one worker the model is loaded here, before the server binds its port, so a bad model
 file ends start-up with one log line and exit code 2. With several workers it is checked here
 once, then every worker loads its own copy.
+
+Signals (one worker): SIGTERM drains and stops, exit code 0; SIGHUP reloads the model file
+(see shutdown.py). With several workers uvicorn's supervisor handles them: SIGTERM stops every
+worker gracefully, SIGHUP replaces the workers one by one, each loading the file anew.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import tempfile
 import time
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.app import create_app
 from service.runtime import ModelLoadError, load_model, resolve_device
 from service.settings import Settings
+from service.shutdown import ServiceServer
 
 log = logging.getLogger("service")
 
 
 def main() -> int:
     started = time.perf_counter()
-    settings = Settings()
+    settings = _read_settings()
+    if settings is None:
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -41,8 +50,19 @@ def main() -> int:
     if settings.workers > 1:
         return _serve_workers(settings)
     app = create_app(settings, model, started)
-    uvicorn.Server(_config(settings, app)).run()
+    ServiceServer(_config(settings, app), settings.shutdown_drain).run()
     return 0
+
+
+def _read_settings() -> Settings | None:
+    try:
+        return Settings()
+    except ValidationError as exc:  # one line per start-up failure, not a traceback
+        problems = "; ".join(
+            f"AE_{'.'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        print(f"cannot start: invalid settings: {problems}", file=sys.stderr)
+        return None
 
 
 def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
@@ -53,7 +73,7 @@ def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
         log_level=settings.log_level,
         access_log=settings.access_log,
         server_header=False,  # no versions advertised
-        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         loop="uvloop",
         http="httptools",
         **extra,  # type: ignore[arg-type]
@@ -64,9 +84,8 @@ def _serve_workers(settings: Settings) -> int:
     # Every worker writes its metrics here; /metrics on any of them reports the sum.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ae-metrics-")
     config = _config(settings, "service.app:create_app", factory=True, workers=settings.workers)
-    server = uvicorn.Server(config)
     sock = config.bind_socket()
-    uvicorn.supervisors.Multiprocess(config, target=server.run, sockets=[sock]).run()
+    uvicorn.supervisors.Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.query import documented
 from service.schemas import (
     EmbeddingsRequest,
     EncodeResponse,
@@ -34,7 +35,9 @@ any size is fitted to 28x28 the way MNIST was made. Every error is `application/
 
 _BINARY = {"type": "string", "format": "binary"}
 _PNG = {"schema": _BINARY, "example": "(PNG bytes)"}
-_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+# Errors are documented under the media type they are sent with, so a client (or a schema
+# checker) can validate them; `model=` would file them under application/json instead.
+_PROBLEM = {"content": {"application/problem+json": {"schema": Problem.model_json_schema()}}}
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -96,7 +99,7 @@ def json_body(model: Any, example: dict[str, Any]) -> dict[str, Any]:
 
 
 ENCODE = {
-    "openapi_extra": image_body(),
+    "openapi_extra": {**image_body(), "parameters": documented("invert", "fit", "format")},
     "responses": {
         200: {"model": EncodeResponse, "description": "One embedding per image, in order"},
         **problems(*COMMON_PROBLEMS),
@@ -104,7 +107,10 @@ ENCODE = {
 }
 
 DECODE = {
-    "openapi_extra": json_body(EmbeddingsRequest, {"embedding": EXAMPLE_EMBEDDING}),
+    "openapi_extra": {
+        **json_body(EmbeddingsRequest, {"embedding": EXAMPLE_EMBEDDING}),
+        "parameters": documented("format"),
+    },
     "responses": {
         200: {
             "model": ImagesResponse,
@@ -116,7 +122,7 @@ DECODE = {
 }
 
 RECONSTRUCT = {
-    "openapi_extra": image_body(),
+    "openapi_extra": {**image_body(), "parameters": documented("invert", "fit", "format")},
     "responses": {
         200: {
             "model": ReconstructResponse,
@@ -130,6 +136,7 @@ RECONSTRUCT = {
 
 INTERPOLATE = {
     "openapi_extra": {
+        "parameters": documented("invert", "fit", "format", "steps", "method"),
         "requestBody": {
             "required": True,
             "content": {

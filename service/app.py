@@ -15,17 +15,20 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
-from service import probes, routes
+from service import admin, page, probes, routes
 from service.api_docs import API_DESCRIPTION
+from service.auth import APIKeys
 from service.batching import MicroBatcher
+from service.cors import CorsAllowList
 from service.errors import install_error_handlers
 from service.inference import Inference
 from service.metrics import Metrics
 from service.middleware import RequestContext
+from service.reload import Reloader, publish
 from service.runtime import METHODS, Engine, LoadedModel, load_model, resolve_device
 from service.settings import Settings
+from service.shutdown import ReadinessGate
 from service.state import Runtime
 
 log = logging.getLogger("service")
@@ -62,14 +65,14 @@ def create_app(
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(probes.router)
+    app.include_router(page.router)
+    app.include_router(admin.router_for(settings))
+    # From the outside in: request context, CORS, readiness gate, API keys (added inside out).
+    if settings.api_keys:
+        app.add_middleware(APIKeys, keys=settings.api_keys)
+    app.add_middleware(ReadinessGate, runtime=runtime)
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "X-Request-ID", "Content-Type"],
-            expose_headers=["X-Request-ID", "X-Model-Version", "X-Reconstruction-MSE"],
-        )
+        app.add_middleware(CorsAllowList, origins=settings.cors_origins)
     app.add_middleware(
         RequestContext,
         max_body_bytes=settings.max_body_bytes,
@@ -101,21 +104,14 @@ async def start(runtime: Runtime, model: LoadedModel | None) -> None:
     runtime.batcher.start()
     runtime.inference = Inference(runtime.batcher, settings.request_timeout)
     runtime.codec_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codec")
-    publish_model(runtime)
+    runtime.reloader = Reloader(runtime.engine, runtime.metrics, settings)
+    publish(runtime.metrics, model)
     runtime.ready = True
     log.info(
         "ready in %.2f s: model %s %s on %s, %d torch threads, batches of up to %d",
         time.perf_counter() - runtime.started, model.name, model.version, model.device,
         torch.get_num_threads(), settings.max_batch_size,
     )  # fmt: skip
-
-
-def publish_model(runtime: Runtime) -> None:
-    model = runtime.model
-    weights = str(model.metadata.get("weights_sha256", ""))
-    runtime.metrics.set_model(
-        model.name, model.version, weights, model.file_sha256, str(model.device)
-    )
 
 
 async def stop(runtime: Runtime) -> None:

@@ -15,7 +15,8 @@
     └── TimedOut                504   waited longer than AE_REQUEST_TIMEOUT
 
 Messages say what was wrong and with which value; nothing from a traceback, a file path or
-torch ever reaches a client.
+torch ever reaches a client. A client that hangs up before its body arrived is no error of
+ours: it is logged quietly and counted as 499 (nginx's "client closed request").
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 log = logging.getLogger("service")
 
 PROBLEM_TYPE = "urn:digit-ae:problem:{}"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+CLIENT_CLOSED = 499  # never sent (nobody is listening); what the metrics count
 
 
 class ServiceError(Exception):
@@ -172,7 +175,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         "status": exc.status_code,
         "detail": str(exc.detail),
     }
-    return problem_response(exc.status_code, body, _request_id(request), exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(exc.status_code, body, _request_id(request), headers)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    log.debug("client closed %s %s before sending its body", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -193,4 +202,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -13,6 +13,7 @@ from typing import TypeVar
 import numpy as np
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
@@ -63,6 +64,8 @@ async def read_multipart(request: Request, max_files: int) -> dict[str, bytes]:
         form = await request.form(max_files=max_files, max_fields=8)
     except MultiPartException as exc:
         raise InvalidMultipart(f"multipart body refused: {exc.message}") from None
+    except HTTPException as exc:  # what Starlette makes of a MultiPartException inside an app
+        raise InvalidMultipart(f"multipart body refused: {exc.detail}") from None
     try:
         files: dict[str, bytes] = {}
         for name, value in form.multi_items():
@@ -71,7 +74,8 @@ async def read_multipart(request: Request, max_files: int) -> dict[str, bytes]:
             key = name if name not in files else f"{name}[{len(files)}]"
             files[key] = await value.read()
         if not files:
-            raise ValidationFailed([("body", "the multipart body has no file parts")])
+            why = "the multipart body has no file parts (a part needs a filename to be a file)"
+            raise ValidationFailed([("body", why)])
         return files
     finally:
         await form.close()

@@ -7,6 +7,7 @@ every worker writes there, and `/metrics` on any worker reports all of them toge
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import (
@@ -65,23 +66,43 @@ class Metrics:
             ["name", "version", "weights_sha256", "file_sha256", "device"],
             registry=r, multiprocess_mode="liveall",
         )  # fmt: skip
+        self._model_labels: tuple[str, ...] = ()
         self.reloads = Counter(
             "ae_model_reloads", "Model reloads by outcome", ["outcome"], registry=r
         )
 
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        counter, histogram = self._request_children(route, status)
+        counter.inc()
+        histogram.observe(seconds)
+
     def observe_stages(
         self, route: str, decode: float, queue: float, inference: float, encode: float
     ) -> None:
-        for stage, seconds in zip(STAGES, (decode, queue, inference, encode), strict=True):
-            self.stages.labels(route, stage).observe(seconds)
+        for child, seconds in zip(self._stage_children(route), (decode, queue, inference, encode)):
+            child.observe(seconds)
+
+    # `labels()` locks and hashes on every call; a route's children are looked up once.
+
+    @functools.cache  # noqa: B019 -- one Metrics per app, living as long as the app
+    def _request_children(self, route: str, status: int) -> tuple[Counter, Histogram]:
+        return self.requests.labels(route, str(status)), self.latency.labels(route)
+
+    @functools.cache  # noqa: B019
+    def _stage_children(self, route: str) -> tuple[Histogram, ...]:
+        return tuple(self.stages.labels(route, stage) for stage in STAGES)
 
     def observe_batch(self, method: str, size: int, queued_after: int) -> None:
         self.batch_size.labels(method).observe(size)
         self.queue_depth.set(queued_after)
 
     def set_model(self, name: str, version: str, weights: str, file: str, device: str) -> None:
-        self.model_info.clear()
-        self.model_info.labels(name, version, weights, file, device).set(1)
+        if self._model_labels and multiprocess_dir():
+            self.model_info.labels(*self._model_labels).set(0)  # no clear() across processes
+        elif self._model_labels:
+            self.model_info.clear()
+        self._model_labels = (name, version, weights, file, device)
+        self.model_info.labels(*self._model_labels).set(1)
 
     def exposition(self) -> bytes:
         if multiprocess_dir():

@@ -69,9 +69,9 @@ class RequestContext:
                 await self.app(scope, self._limited(receive), send_with_headers)
         finally:
             self.metrics.in_flight.dec()
-            route = _route_label(scope)
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            self.metrics.observe_request(
+                _route_label(scope), status, time.perf_counter() - started
+            )
 
     async def _refuse_declared(self, declared: int, request_id: str, send: Send) -> None:
         exc = PayloadTooLarge(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service import api_docs, codec, inputs
@@ -16,21 +16,15 @@ from service.errors import ValidationFailed
 from service.inference import Frames, Method
 from service.negotiation import MEDIA_TYPES, choose_format
 from service.schemas import InterpolateRequest
-from service.state import Runtime, get_runtime
+from service.query import parse_query
+from service.state import Runtime
 
 router = APIRouter()
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-InvertQuery = Annotated[
-    Literal["auto", "true", "false"],
-    Query(description="auto: dark ink on a light background is inverted to MNIST's polarity"),
-]
-FitQuery = Annotated[
-    Literal["mnist", "stretch"],
-    Query(description="mnist: crop to the ink, fit 20x20, centre by mass; stretch: resize"),
-]
-FormatQuery = Annotated[
-    str | None, Query(description="json, png or gif; overrides the Accept header")
-]
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.state.runtime
+    return runtime
 
 
 class JSONBody(Response):
@@ -67,14 +61,11 @@ async def _images(request: Request, rt: Runtime, invert: str, fit: str) -> np.nd
 
 
 @router.post("/encode", summary="PNG digits to embeddings", **api_docs.ENCODE)  # type: ignore[arg-type]
-async def encode(
-    request: Request, rt: RuntimeDep, invert: InvertQuery = "auto", fit: FitQuery = "mnist",
-    format: FormatQuery = None,
-) -> Response:  # fmt: skip
+async def encode(request: Request) -> Response:
     """Encode each image to its embedding."""
-    began = time.perf_counter()
-    choose_format(_accept(request), format, ("json",))
-    images = await _images(request, rt, invert, fit)
+    began, rt, q = time.perf_counter(), _runtime(request), parse_query(request.scope["query_string"])
+    choose_format(_accept(request), q.format, ("json",))
+    images = await _images(request, rt, q.invert, q.fit)
     decoded = time.perf_counter()
     assert rt.inference is not None
     embeddings, timing = await rt.inference.encode(images)
@@ -85,13 +76,13 @@ async def encode(
 
 
 @router.post("/decode", summary="Embeddings to PNG digits", **api_docs.DECODE)  # type: ignore[arg-type]
-async def decode(request: Request, rt: RuntimeDep, format: FormatQuery = None) -> Response:
+async def decode(request: Request) -> Response:
     """Draw the digit of each embedding."""
-    began = time.perf_counter()
+    began, rt, q = time.perf_counter(), _runtime(request), parse_query(request.scope["query_string"])
     inputs.require_json(request)
     s = rt.settings
     embeddings = inputs.parse_embeddings(await request.body(), rt.model.embedding_dim, s.max_items)
-    fmt = _image_format(request, format, len(embeddings))
+    fmt = _image_format(request, q.format, len(embeddings))
     decoded = time.perf_counter()
     assert rt.inference is not None
     images, timing = await rt.inference.decode(embeddings)
@@ -105,17 +96,14 @@ async def decode(request: Request, rt: RuntimeDep, format: FormatQuery = None) -
 
 
 @router.post("/reconstruct", summary="PNG digits redrawn by the model", **api_docs.RECONSTRUCT)  # type: ignore[arg-type]
-async def reconstruct(
-    request: Request, rt: RuntimeDep, invert: InvertQuery = "auto", fit: FitQuery = "mnist",
-    format: FormatQuery = None,
-) -> Response:  # fmt: skip
+async def reconstruct(request: Request) -> Response:
     """Encode and decode each image: what the model makes of it, and how far off it is."""
-    began = time.perf_counter()
+    began, rt, q = time.perf_counter(), _runtime(request), parse_query(request.scope["query_string"])
     accept = _accept(request)
-    if format is not None or accept:  # refuse what cannot be produced before any work
-        choose_format(accept, format, ("png", "json"))
-    images = await _images(request, rt, invert, fit)
-    fmt = _image_format(request, format, len(images))
+    if q.format is not None or accept:  # refuse what cannot be produced before any work
+        choose_format(accept, q.format, ("png", "json"))
+    images = await _images(request, rt, q.invert, q.fit)
+    fmt = _image_format(request, q.format, len(images))
     decoded = time.perf_counter()
     assert rt.inference is not None
     pixels, mse, timing = await rt.inference.reconstruct(images)
@@ -137,17 +125,14 @@ def _image_format(request: Request, format: str | None, count: int) -> str:
 
 
 @router.post("/interpolate", summary="Frames between two digits", **api_docs.INTERPOLATE)  # type: ignore[arg-type]
-async def interpolate(
-    request: Request, rt: RuntimeDep, invert: InvertQuery = "auto", fit: FitQuery = "mnist",
-    format: FormatQuery = None, steps: int | None = None, method: Method | None = None,
-) -> Response:  # fmt: skip
+async def interpolate(request: Request) -> Response:
     """Decode `steps` points on the path between two embeddings (each given or encoded)."""
-    began = time.perf_counter()
-    fmt = choose_format(_accept(request), format, ("json", "gif", "png"))
-    options = codec.ImageOptions(invert, fit)  # type: ignore[arg-type]
+    began, rt, q = time.perf_counter(), _runtime(request), parse_query(request.scope["query_string"])
+    fmt = choose_format(_accept(request), q.format, ("json", "gif", "png"))
+    options = codec.ImageOptions(q.invert, q.fit)  # type: ignore[arg-type]
     endpoints, body_steps, body_method = await _read_endpoints(request, rt, options)
-    n = _steps(body_steps if body_steps is not None else steps, rt.settings.max_steps)
-    how: Method = body_method or method or "linear"
+    n = _steps(body_steps if body_steps is not None else q.steps, rt.settings.max_steps)
+    how: Method = body_method or q.method or "linear"  # type: ignore[assignment]
     decoded = time.perf_counter()
     start, end, encode_timing = await _embed_endpoints(rt, endpoints)
     assert rt.inference is not None

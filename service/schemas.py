@@ -8,7 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_ABS_VALUE = 1e4  # far outside anything the encoder produces; keeps float32 finite
 
-Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
+# Strict: a JSON number only, never "0.5" or true quietly turned into one.
+Finite = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)
+]
 Embedding = Annotated[list[Finite], Field(min_length=1, max_length=4096)]
 Base64Png = Annotated[str, Field(min_length=1, description="a PNG file, base64-encoded")]
 Method = Literal["linear", "slerp"]
@@ -59,7 +62,9 @@ class InterpolateRequest(Strict):
 
     start: Base64Png | Embedding
     end: Base64Png | Embedding
-    steps: int | None = Field(None, description="frames including both ends (default 10)")
+    steps: int | None = Field(
+        None, strict=True, description="frames including both ends (default 10)"
+    )
     method: Method | None = Field(None, description="linear (default) or slerp")
 
 

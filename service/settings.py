@@ -34,7 +34,12 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = Field(False, description="one log line per request (metrics count them)")
-    shutdown_timeout: float = Field(20.0, gt=0, description="seconds to drain on SIGTERM")
+    shutdown_drain: float = Field(
+        2.0, ge=0, description="seconds /readyz answers 503 after SIGTERM before the server stops"
+    )
+    shutdown_timeout: float = Field(
+        20.0, gt=0, description="seconds in-flight requests may take to finish once stopping"
+    )
 
     # Limits
     max_body_bytes: int = Field(4 * MiB, ge=1024)

@@ -53,7 +53,8 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
     def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.url, **kwargs)  # type: ignore[arg-type]
 
 
 def service_env(port: int, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -64,6 +65,7 @@ def service_env(port: int, overrides: Mapping[str, str] | None = None) -> dict[s
         AE_MODEL_PATH=str(MODEL_PATH),
         AE_DEVICE="cpu",
         AE_LOG_LEVEL="info",
+        AE_SHUTDOWN_DRAIN="0",  # tests that need the drain set it themselves
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides or {})
