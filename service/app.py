@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 import torch
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from service import admin, page, probes, routes
 from service.api_docs import API_DESCRIPTION
 from service.auth import APIKeys
 from service.batching import MicroBatcher
 from service.cors import CorsAllowList
+from service.dispatch import VerbDispatch
 from service.errors import install_error_handlers
 from service.inference import Inference
 from service.metrics import Metrics
@@ -32,6 +35,36 @@ from service.shutdown import ReadinessGate
 from service.state import Runtime
 
 log = logging.getLogger("service")
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with the service's own ASGI layers wrapped around FastAPI's middleware stack
+    rather than inside it, so that the verbs' fast path (`dispatch.py`) skips FastAPI's
+    error, telemetry and body-limit layers; it answers its errors itself, the same way."""
+
+    def __init__(self, *, outer: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self._outer = outer
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._outer(super().build_middleware_stack())
+
+
+def _outer_layers(inner: ASGIApp, settings: Settings, runtime: Runtime) -> ASGIApp:
+    """From the outside in: request context, CORS, readiness gate, API keys, the verbs."""
+    app: ASGIApp = VerbDispatch(inner, routes=routes.router.routes)
+    if settings.api_keys:
+        app = APIKeys(app, keys=settings.api_keys)
+    app = ReadinessGate(app, runtime=runtime)
+    if settings.cors_origins:
+        app = CorsAllowList(app, origins=settings.cors_origins)
+    return RequestContext(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.request_timeout,
+        metrics=runtime.metrics,
+        model_version=runtime.model_version,
+    )
 
 
 def create_app(
@@ -54,7 +87,8 @@ def create_app(
         finally:
             await stop(runtime)
 
-    app = FastAPI(
+    app = ServiceApp(
+        outer=lambda inner: _outer_layers(inner, settings, runtime),
         title="Digit autoencoder",
         version="1.0.0",
         summary="Encode, decode, reconstruct and interpolate handwritten digits.",
@@ -67,19 +101,6 @@ def create_app(
     app.include_router(probes.router)
     app.include_router(page.router)
     app.include_router(admin.router_for(settings))
-    # From the outside in: request context, CORS, readiness gate, API keys (added inside out).
-    if settings.api_keys:
-        app.add_middleware(APIKeys, keys=settings.api_keys)
-    app.add_middleware(ReadinessGate, runtime=runtime)
-    if settings.cors_origins:
-        app.add_middleware(CorsAllowList, origins=settings.cors_origins)
-    app.add_middleware(
-        RequestContext,
-        max_body_bytes=settings.max_body_bytes,
-        body_timeout=settings.request_timeout,
-        metrics=runtime.metrics,
-        model_version=runtime.model_version,
-    )
     return app
 
 

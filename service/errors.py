@@ -22,7 +22,7 @@ ours: it is logged quietly and counted as 499 (nginx's "client closed request").
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -198,9 +198,23 @@ _HTTP_TITLES = {
 }
 
 
+_HANDLERS: tuple[tuple[type[Exception], Callable[[Request, Exception], Awaitable[Response]]], ...] = (
+    (ServiceError, _service_error),
+    (RequestValidationError, _validation_error),
+    (StarletteHTTPException, _http_error),
+    (ClientDisconnect, _client_gone),
+    (Exception, _unexpected_error),
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(ClientDisconnect, _client_gone)
-    app.add_exception_handler(Exception, _unexpected_error)
+    for kind, handler in _HANDLERS:
+        app.add_exception_handler(kind, handler)
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    """The same answer the installed handlers give, for code that runs outside FastAPI's."""
+    for kind, handler in _HANDLERS:
+        if isinstance(exc, kind):
+            return await handler(request, exc)
+    raise exc  # not an Exception: cancellation and the like propagate

@@ -23,7 +23,7 @@ router = APIRouter()
 
 
 def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.state.runtime
+    runtime: Runtime = request.scope["state"]["runtime"]  # the lifespan's state
     return runtime
 
 
