@@ -157,7 +157,7 @@ INTERPOLATE = {
                     }
                 },
             },
-        }
+        },
     },
     "responses": {
         200: {

@@ -182,7 +182,8 @@ class MicroBatcher:
         return queue[0].enqueued + self.max_delay_s - time.perf_counter()
 
     def _take(self, method: str) -> list[_Pending]:
-        queue, taken, size = self._queues[method], [], 0
+        queue, size = self._queues[method], 0
+        taken: list[_Pending] = []
         while queue:
             head = queue[0]
             if not head.future.done():

@@ -79,8 +79,8 @@ def _short(exc: Exception) -> str:
 def _to_grey(image: Image.Image) -> np.ndarray:
     """Any PNG mode -> (H, W) float32 in [0, 1], transparency flattened."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L"):
-        grey = np.asarray(image, dtype=np.float32) / 65535.0
-        return np.clip(grey, 0.0, 1.0)
+        wide: np.ndarray = np.clip(np.asarray(image, dtype=np.float32) / 65535.0, 0.0, 1.0)
+        return wide
     if image.mode == "P" or image.mode == "PA":
         image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "L")
     alpha = None
@@ -96,7 +96,8 @@ def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if not opaque.any():
         return np.zeros_like(grey)
     background = 1.0 if grey[opaque].mean() < 0.5 else 0.0
-    return grey * alpha + background * (1.0 - alpha)
+    flat: np.ndarray = grey * alpha + background * (1.0 - alpha)
+    return flat
 
 
 def _should_invert(grey: np.ndarray, invert: Invert) -> bool:
@@ -145,7 +146,8 @@ def _resize(grey: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """(..., 28, 28) float in [0, 1] -> uint8, rounded the same way everywhere."""
-    return np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    pixels: np.ndarray = np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return pixels
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -162,9 +164,7 @@ def gif_bytes(frames: np.ndarray, frame_ms: int = 100) -> bytes:
     """(n, 28, 28) uint8 -> an animated GIF that loops forever."""
     images = [Image.fromarray(frame) for frame in frames]  # mode L
     out = io.BytesIO()
-    images[0].save(
-        out, "GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0
-    )
+    images[0].save(out, "GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
     return out.getvalue()
 
 

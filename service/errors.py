@@ -161,9 +161,7 @@ async def _service_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        (".".join(str(part) for part in err["loc"]), str(err["msg"])) for err in exc.errors()
-    ]
+    errors = [(".".join(str(part) for part in err["loc"]), str(err["msg"])) for err in exc.errors()]
     return await _service_error(request, ValidationFailed(errors))
 
 
@@ -198,7 +196,9 @@ _HTTP_TITLES = {
 }
 
 
-_HANDLERS: tuple[tuple[type[Exception], Callable[[Request, Exception], Awaitable[Response]]], ...] = (
+_HANDLERS: tuple[
+    tuple[type[Exception], Callable[[Request, Exception], Awaitable[Response]]], ...
+] = (
     (ServiceError, _service_error),
     (RequestValidationError, _validation_error),
     (StarletteHTTPException, _http_error),

@@ -67,12 +67,14 @@ def interpolate_path(a: np.ndarray, b: np.ndarray, t: np.ndarray, method: Method
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Along the great circle between the directions of a and b (as in latent-space walks)."""
+    line: np.ndarray = (1.0 - t)[:, None] * a + t[:, None] * b  # (steps, D)
     norms = np.linalg.norm(a) * np.linalg.norm(b)
     if norms == 0:
-        return (1.0 - t)[:, None] * a + t[:, None] * b
+        return line
     omega = np.arccos(np.clip(np.dot(a, b) / norms, -1.0, 1.0))
-    if np.sin(omega) < 1e-6:  # (anti)parallel: the circle is not defined, fall back to a line
-        return (1.0 - t)[:, None] * a + t[:, None] * b
+    if np.sin(omega) < 1e-6:  # (anti)parallel: the circle is not defined, keep the line
+        return line
     wa = np.sin((1.0 - t) * omega) / np.sin(omega)  # (steps,)
     wb = np.sin(t * omega) / np.sin(omega)  # (steps,)
-    return wa[:, None] * a + wb[:, None] * b  # (steps, D)
+    arc: np.ndarray = wa[:, None] * a + wb[:, None] * b  # (steps, D)
+    return arc

@@ -131,7 +131,9 @@ async def decode_images(
             if codec.is_cheap(header):
                 images.append(codec.prepare(data, header, options))
             else:
-                images.append(await loop.run_in_executor(pool, codec.prepare, data, header, options))
+                images.append(
+                    await loop.run_in_executor(pool, codec.prepare, data, header, options)
+                )
         except ServiceError as exc:
             raise _named(exc, name) from None
     return np.stack(images)  # (k, 28, 28)
@@ -158,4 +160,3 @@ def parse_embeddings(body: bytes, dim: int, max_items: int) -> np.ndarray:
     parsed = parse_json(body, EmbeddingsRequest)
     rows = _at_most(parsed.all(), max_items, "embeddings")
     return embeddings_array(rows, dim)
-

@@ -79,7 +79,9 @@ class Metrics:
     def observe_stages(
         self, route: str, decode: float, queue: float, inference: float, encode: float
     ) -> None:
-        for child, seconds in zip(self._stage_children(route), (decode, queue, inference, encode)):
+        for child, seconds in zip(
+            self._stage_children(route), (decode, queue, inference, encode), strict=True
+        ):
             child.observe(seconds)
 
     # `labels()` locks and hashes on every call; a route's children are looked up once.

@@ -69,9 +69,7 @@ class RequestContext:
                 await self.app(scope, self._limited(receive), send_with_headers)
         finally:
             self.metrics.in_flight.dec()
-            self.metrics.observe_request(
-                _route_label(scope), status, time.perf_counter() - started
-            )
+            self.metrics.observe_request(_route_label(scope), status, time.perf_counter() - started)
 
     async def _refuse_declared(self, declared: int, request_id: str, send: Send) -> None:
         exc = PayloadTooLarge(
@@ -93,8 +91,7 @@ class RequestContext:
                     message = await receive()
             except TimeoutError:
                 raise BodyTimeout(
-                    f"the request body did not arrive within {timeout:g} s; "
-                    f"received {seen} bytes"
+                    f"the request body did not arrive within {timeout:g} s; received {seen} bytes"
                 ) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))

@@ -112,7 +112,12 @@ def _collect_idat(data: bytes) -> bytes:
 
 
 def _chunk(tag: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+    return (
+        struct.pack(">I", len(payload))
+        + tag
+        + payload
+        + struct.pack(">I", zlib.crc32(tag + payload))
+    )
 
 
 _IEND = _chunk(b"IEND", b"")

@@ -25,9 +25,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz", summary="Readiness: the model is loaded and warm", responses=problems(503)
-)
+@router.get("/readyz", summary="Readiness: the model is loaded and warm", responses=problems(503))
 async def readyz(rt: RuntimeDep) -> dict[str, str]:
     if not rt.ready or rt.engine is None:
         raise NotReady(rt.not_ready_reason or "the model is not loaded yet")

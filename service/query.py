@@ -51,14 +51,22 @@ def parse_query(raw: bytes) -> Query:
             if value in CHOICES[key]:
                 values[key] = value
             else:
-                errors.append((f"query.{key}", f"{value[:40]!r} is not one of {', '.join(CHOICES[key])}"))
+                errors.append(
+                    (f"query.{key}", f"{value[:40]!r} is not one of {', '.join(CHOICES[key])}")
+                )
     if errors:
         raise ValidationFailed(errors)
     return Query(**values)
 
 
 def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
 
 
 PARAMETERS = {
@@ -72,11 +80,11 @@ PARAMETERS = {
         "mnist: crop to the ink, fit in 20x20, centre by mass in 28x28; stretch: resize",
         {"type": "string", "enum": list(CHOICES["fit"]), "default": "mnist"},
     ),
-    "format": _param(
-        "format", "json, png or gif; overrides the Accept header", {"type": "string"}
-    ),
+    "format": _param("format", "json, png or gif; overrides the Accept header", {"type": "string"}),
     "steps": _param(
-        "steps", "frames including both ends (default 10); the body's value wins", {"type": "integer"}
+        "steps",
+        "frames including both ends (default 10); the body's value wins",
+        {"type": "integer"},
     ),
     "method": _param(
         "method",

@@ -15,8 +15,8 @@ from service.batching import Timing
 from service.errors import ValidationFailed
 from service.inference import Frames, Method
 from service.negotiation import MEDIA_TYPES, choose_format
-from service.schemas import InterpolateRequest
 from service.query import parse_query
+from service.schemas import InterpolateRequest
 from service.state import Runtime
 
 router = APIRouter()
@@ -63,7 +63,11 @@ async def _images(request: Request, rt: Runtime, invert: str, fit: str) -> np.nd
 @router.post("/encode", summary="PNG digits to embeddings", **api_docs.ENCODE)  # type: ignore[arg-type]
 async def encode(request: Request) -> Response:
     """Encode each image to its embedding."""
-    began, rt, q = time.perf_counter(), _runtime(request), parse_query(request.scope["query_string"])
+    began, rt, q = (
+        time.perf_counter(),
+        _runtime(request),
+        parse_query(request.scope["query_string"]),
+    )
     choose_format(_accept(request), q.format, ("json",))
     images = await _images(request, rt, q.invert, q.fit)
     decoded = time.perf_counter()
@@ -78,7 +82,11 @@ async def encode(request: Request) -> Response:
 @router.post("/decode", summary="Embeddings to PNG digits", **api_docs.DECODE)  # type: ignore[arg-type]
 async def decode(request: Request) -> Response:
     """Draw the digit of each embedding."""
-    began, rt, q = time.perf_counter(), _runtime(request), parse_query(request.scope["query_string"])
+    began, rt, q = (
+        time.perf_counter(),
+        _runtime(request),
+        parse_query(request.scope["query_string"]),
+    )
     inputs.require_json(request)
     s = rt.settings
     embeddings = inputs.parse_embeddings(await request.body(), rt.model.embedding_dim, s.max_items)
@@ -98,7 +106,11 @@ async def decode(request: Request) -> Response:
 @router.post("/reconstruct", summary="PNG digits redrawn by the model", **api_docs.RECONSTRUCT)  # type: ignore[arg-type]
 async def reconstruct(request: Request) -> Response:
     """Encode and decode each image: what the model makes of it, and how far off it is."""
-    began, rt, q = time.perf_counter(), _runtime(request), parse_query(request.scope["query_string"])
+    began, rt, q = (
+        time.perf_counter(),
+        _runtime(request),
+        parse_query(request.scope["query_string"]),
+    )
     accept = _accept(request)
     if q.format is not None or accept:  # refuse what cannot be produced before any work
         choose_format(accept, q.format, ("png", "json"))
@@ -109,7 +121,9 @@ async def reconstruct(request: Request) -> Response:
     pixels, mse, timing = await rt.inference.reconstruct(images)
     if fmt == "png":
         headers = {"X-Reconstruction-MSE": f"{float(mse[0]):.6g}"}
-        response: Response = Response(codec.png_bytes(pixels[0]), headers=headers, media_type="image/png")
+        response: Response = Response(
+            codec.png_bytes(pixels[0]), headers=headers, media_type="image/png"
+        )
     else:
         pngs = [codec.b64encode(codec.png_bytes(image)) for image in pixels]
         response = JSONBody({**_model_fields(rt), "images": pngs, "mse": mse.astype(np.float64)})
@@ -127,7 +141,11 @@ def _image_format(request: Request, format: str | None, count: int) -> str:
 @router.post("/interpolate", summary="Frames between two digits", **api_docs.INTERPOLATE)  # type: ignore[arg-type]
 async def interpolate(request: Request) -> Response:
     """Decode `steps` points on the path between two embeddings (each given or encoded)."""
-    began, rt, q = time.perf_counter(), _runtime(request), parse_query(request.scope["query_string"])
+    began, rt, q = (
+        time.perf_counter(),
+        _runtime(request),
+        parse_query(request.scope["query_string"]),
+    )
     fmt = choose_format(_accept(request), q.format, ("json", "gif", "png"))
     options = codec.ImageOptions(q.invert, q.fit)  # type: ignore[arg-type]
     endpoints, body_steps, body_method = await _read_endpoints(request, rt, options)
@@ -155,7 +173,9 @@ async def _read_endpoints(
     kind = inputs.media_type(request)
     if kind == "multipart/form-data":
         files = await inputs.read_multipart(request, 2)
-        missing = [(name, "a file part is required") for name in ("start", "end") if name not in files]
+        missing = [
+            (name, "a file part is required") for name in ("start", "end") if name not in files
+        ]
         if missing:
             raise ValidationFailed(missing)
         payloads = [("start", files["start"]), ("end", files["end"])]
@@ -169,7 +189,9 @@ async def _read_endpoints(
         value = getattr(body, name)
         if isinstance(value, str):
             data = codec.b64decode(value, name)
-            image = await inputs.decode_images([(name, data)], options, s.max_image_side, rt.codec_pool)
+            image = await inputs.decode_images(
+                [(name, data)], options, s.max_image_side, rt.codec_pool
+            )
             endpoints.append((name, image[0], True))
         else:
             row = inputs.embeddings_array([(name, value)], rt.model.embedding_dim)
@@ -226,6 +248,4 @@ def _frames_response(rt: Runtime, frames: Frames, fmt: str, method: Method) -> R
         {"t": float(t), "image": codec.b64encode(codec.png_bytes(image)), "embedding": embedding}
         for t, image, embedding in zip(frames.t, frames.images, frames.embeddings, strict=True)
     ]
-    return JSONBody(
-        {**_model_fields(rt), "method": method, "steps": len(items), "frames": items}
-    )
+    return JSONBody({**_model_fields(rt), "method": method, "steps": len(items), "frames": items})
