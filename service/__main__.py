@@ -19,9 +19,11 @@ import tempfile
 import time
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from service.app import create_app
+from service.connections import HeadDeadlineProtocol
 from service.runtime import ModelLoadError, load_model, resolve_device
 from service.settings import Settings
 from service.shutdown import ServiceServer
@@ -34,11 +36,7 @@ def main() -> int:
     settings = _read_settings()
     if settings is None:
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings)
     try:
         model = load_model(
             settings.model_path, resolve_device(settings.device), settings.model_sha256
@@ -54,6 +52,22 @@ def main() -> int:
     return 0
 
 
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def worker_app() -> FastAPI:
+    """What each of several workers serves (uvicorn starts them fresh: log set-up included)."""
+    settings = Settings()
+    configure_logging(settings)
+    HeadDeadlineProtocol.head_timeout = settings.request_timeout
+    return create_app(settings)
+
+
 def _read_settings() -> Settings | None:
     try:
         return Settings()
@@ -66,6 +80,7 @@ def _read_settings() -> Settings | None:
 
 
 def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
+    HeadDeadlineProtocol.head_timeout = settings.request_timeout
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.host,
@@ -75,7 +90,7 @@ def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
         server_header=False,  # no versions advertised
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         loop="uvloop",
-        http="httptools",
+        http=HeadDeadlineProtocol,  # httptools, with a deadline on request heads
         **extra,  # type: ignore[arg-type]
     )
 
@@ -83,7 +98,7 @@ def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
 def _serve_workers(settings: Settings) -> int:
     # Every worker writes its metrics here; /metrics on any of them reports the sum.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ae-metrics-")
-    config = _config(settings, "service.app:create_app", factory=True, workers=settings.workers)
+    config = _config(settings, "service.__main__:worker_app", factory=True, workers=settings.workers)
     sock = config.bind_socket()
     uvicorn.supervisors.Multiprocess(config, sockets=[sock]).run()
     return 0

@@ -82,12 +82,14 @@ class RequestContext:
     def _limited(self, receive: Receive) -> Receive:
         limit, timeout, seen, complete = self.max_body_bytes, self.body_timeout, 0, False
 
+        deadline = asyncio.get_running_loop().time() + timeout  # for the whole body
+
         async def receive_limited() -> Message:
             nonlocal seen, complete
             if complete:  # after the body, receive only waits for a disconnect: no deadline
                 return await receive()
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
                 raise BodyTimeout(

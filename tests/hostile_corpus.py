@@ -169,6 +169,10 @@ def png_cases(path: str) -> list[Case]:
           body=lambda: files.with_chunk_after_idat(files.png("RGB"), b"cHRM", b"\0\0")),
         c("short-iccp", BAD_PNG, "an iCCP cut after its name (valid CRC), after the pixels",
           body=lambda: files.with_chunk_after_idat(files.png("RGB"), b"iCCP", b"x\0")),
+        c("ztxt-inflates-1GiB", BAD_PNG, "an RGB PNG with 1 GiB of zeros in a zTXt chunk: "
+          "Pillow inflates text only up to 1 MiB, then refuses",
+          body=lambda: files.with_chunk_after_idat(
+              files.png("RGB"), b"zTXt", b"Comment\0\0" + files.zeros_deflate(files.GiB))),
         c("png-over-body-limit", TOO_LARGE,
           "a valid PNG padded one byte past AE_MAX_BODY_BYTES: refused from Content-Length",
           body=lambda: files.padded_png(LIMIT + 1)),
@@ -217,7 +221,6 @@ def encode_cases() -> list[Case]:
 
 def decode_cases() -> list[Case]:
     c = on("/decode", headers=JSON)
-    million = b'{"embedding": [' + b",".join([b"0"] * 1_000_000) + b"]}"
     return [
         c("empty-body", problem(400, "bad-json"), "nothing to parse", body=b""),
         c("nan", INVALID, "NaN is not a finite number", body=embedding_with("NaN")),
@@ -231,7 +234,7 @@ def decode_cases() -> list[Case]:
         c("word-string", INVALID, "a word inside the embedding", body=embedding_with('"seven"')),
         c("boolean", INVALID, "true is not 1.0", body=embedding_with("true")),
         c("million-numbers", INVALID, "a million numbers (2 MB): longer than any embedding",
-          body=million),
+          body=lambda: b'{"embedding": [' + b",".join([b"0"] * 1_000_000) + b"]}"),
         c("63-numbers", INVALID, "one short of the model's 64",
           body=as_json({"embedding": [0] * 63})),
         c("nested-10000", problem(400, "bad-json"), "10,000 levels of [", body=nested(10_000)),
@@ -243,6 +246,9 @@ def decode_cases() -> list[Case]:
         c("empty-embeddings", INVALID, "at least one embedding", body=as_json({"embeddings": []})),
         c("65-embeddings", INVALID, "AE_MAX_ITEMS is 64",
           body=as_json({"embeddings": [EMBEDDING] * 65})),
+        c("utf-16-json", problem(400, "bad-json"), "JSON is UTF-8 (RFC 8259)",
+          headers={"content-type": "application/json; charset=utf-16"},
+          body=as_json({"embedding": EMBEDDING}).decode().encode("utf-16")),
         c("no-content-type", UNSUPPORTED, "JSON only", headers={},
           body=as_json({"embedding": EMBEDDING})),
         c("png-content-type", UNSUPPORTED, "an image where JSON belongs", headers=PNG,
@@ -289,6 +295,8 @@ def interpolate_cases() -> list[Case]:
         c("query-steps-2.5", INVALID, "the query too", path="/interpolate?steps=2.5", body=body()),
         c("query-steps-1e9", INVALID, "AE_MAX_STEPS in the query",
           path="/interpolate?steps=1000000000", body=body()),
+        c("query-steps-5000-digits", INVALID, "past Python's int-parsing digit limit",
+          path="/interpolate?steps=" + "9" * 5000, body=body()),
         c("method-cubic", INVALID, "linear or slerp", body=body(method="cubic")),
         c("unknown-field", INVALID, "extra fields are refused", body=body(loop=True)),
         c("missing-end", INVALID, "two endpoints", body=as_json({"start": EMBEDDING})),
@@ -316,12 +324,16 @@ def interpolate_cases() -> list[Case]:
 PARSER = Expect(400, None, parser_may_answer=True)  # refused by uvicorn before the app sees it
 
 
+def _made(step: Body | float) -> bytes | float:
+    return step() if callable(step) else step
+
+
 def raw_cases() -> list[Case]:
     """Conversations an HTTP library will not have; each ends by reading one response."""
     png = files.png()
 
-    def r(name: str, expect: Expect, why: str, path: str, *send: bytes | float) -> Case:
-        return Case(f"raw:{name}", expect, why, path, script=lambda: send)
+    def r(name: str, expect: Expect, why: str, path: str, *send: Body | float) -> Case:
+        return Case(f"raw:{name}", expect, why, path, script=lambda: [_made(s) for s in send])
 
     def sized(path: str, length: int, kind: str = "image/png") -> bytes:
         return head(path, f"Content-Type: {kind}", f"Content-Length: {length}")
@@ -329,9 +341,11 @@ def raw_cases() -> list[Case]:
     def streamed(path: str, kind: str = "image/png") -> bytes:
         return head(path, f"Content-Type: {kind}", "Transfer-Encoding: chunked")
 
-    files_10000 = multipart([("f", f"{i}.png", b"x") for i in range(10_000)])
-    fields_10000 = multipart([("f", None, b"x") for _ in range(10_000)])
-    over = png + bytes(LIMIT)  # a valid PNG leading a body past the limit
+    def many_parts(path: str, filenames: bool) -> bytes:
+        parts = [("f", f"{i}.png" if filenames else None, b"x") for i in range(10_000)]
+        body = multipart(parts)
+        return sized(path, len(body), MULTIPART["content-type"]) + body
+
     embedding = as_json({"embedding": EMBEDDING})
     return [
         r("content-length-larger-than-body", problem(408, "body-timeout"),
@@ -350,7 +364,7 @@ def raw_cases() -> list[Case]:
           "/encode", sized("/encode", LIMIT + 1)),
         r("chunked-over-limit", problem(413, "body-too-large"),
           "no Content-Length: counted while streaming and refused once past the limit",
-          "/reconstruct", streamed("/reconstruct") + chunked(over)),
+          "/reconstruct", lambda: streamed("/reconstruct") + chunked(png + bytes(LIMIT))),
         r("chunked-then-silence", problem(408, "body-timeout"),
           "announces a 256-byte chunk, sends 3 bytes, waits", "/encode",
           streamed("/encode") + b"100\r\nabc"),
@@ -364,10 +378,9 @@ def raw_cases() -> list[Case]:
         r("two-content-lengths", PARSER, "two different lengths",
           "/encode", head("/encode", "Content-Length: 5", "Content-Length: 6") + b"123456"),
         r("multipart-10000-files", BAD_MULTIPART, "10,000 file parts; AE_MAX_ITEMS at most",
-          "/encode", sized("/encode", len(files_10000), MULTIPART["content-type"]) + files_10000),
+          "/encode", lambda: many_parts("/encode", filenames=True)),
         r("multipart-10000-fields", BAD_MULTIPART, "10,000 parts without filenames",
-          "/reconstruct",
-          sized("/reconstruct", len(fields_10000), MULTIPART["content-type"]) + fields_10000),
+          "/reconstruct", lambda: many_parts("/reconstruct", filenames=False)),
     ]  # fmt: skip
 
 

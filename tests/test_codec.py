@@ -95,13 +95,26 @@ def test_every_png_mode_decodes_to_the_same_digit(mode: str) -> None:
 def test_interlaced_png_decodes() -> None:
     # Pillow cannot write interlaced PNGs; build Adam7 by hand for a uniform image instead.
     ihdr = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 1)
-    passes = [(8, 8, 0, 0), (8, 8, 4, 0), (4, 8, 0, 4), (4, 4, 2, 0), (2, 4, 0, 2), (2, 2, 1, 0), (1, 2, 0, 1)]
+    passes = [
+        (8, 8, 0, 0),
+        (8, 8, 4, 0),
+        (4, 8, 0, 4),
+        (4, 4, 2, 0),
+        (2, 4, 0, 2),
+        (2, 2, 1, 0),
+        (1, 2, 0, 1),
+    ]
     raw = b""
     for dx, dy, x0, y0 in passes:
         cols = len(range(x0, 28, dx))
         for _ in range(y0, 28, dy):
             raw += b"\x00" + bytes([180]) * cols
-    data = png.SIGNATURE + png._chunk(b"IHDR", ihdr) + png._chunk(b"IDAT", zlib.compress(raw)) + png._chunk(b"IEND", b"")
+    data = (
+        png.SIGNATURE
+        + png._chunk(b"IHDR", ihdr)
+        + png._chunk(b"IDAT", zlib.compress(raw))
+        + png._chunk(b"IEND", b"")
+    )
     out = codec.decode_image(data, codec.ImageOptions(invert="false"), 2048)
     np.testing.assert_allclose(out, 180 / 255, atol=1e-6)
 
@@ -141,7 +154,9 @@ def test_big_image_is_fitted_like_mnist() -> None:
 def test_stretch_resizes_the_whole_image() -> None:
     big = np.zeros((56, 56), np.uint8)
     big[:, :28] = 255
-    out = codec.decode_image(pillow_png(Image.fromarray(big)), codec.ImageOptions("false", "stretch"), 2048)
+    out = codec.decode_image(
+        pillow_png(Image.fromarray(big)), codec.ImageOptions("false", "stretch"), 2048
+    )
     assert out[:, :13].mean() > 0.95 and out[:, 15:].mean() < 0.05
 
 
@@ -202,7 +217,9 @@ def test_negotiation(accept: str | None, fmt: str | None, offered: tuple, chosen
     assert choose_format(accept, fmt, offered) == chosen
 
 
-@pytest.mark.parametrize(("accept", "fmt"), [("image/gif", None), (None, "gif"), ("image/png;q=0", None)])
+@pytest.mark.parametrize(
+    ("accept", "fmt"), [("image/gif", None), (None, "gif"), ("image/png;q=0", None)]
+)
 def test_negotiation_refuses(accept: str | None, fmt: str | None) -> None:
     with pytest.raises(NotAcceptable):
         choose_format(accept, fmt, ("json",))

@@ -3,8 +3,8 @@ in `tests/hostile_corpus.py` (a 4xx problem+json, or a documented acceptance), n
 never a hang, and the service is still ready afterwards with nothing unexpected in its log.
 
 Also here: seeded mutations of real PNGs through the decoder in-process (every one is read or
-refused as a bad PNG, none escapes as another exception), and two known gaps in the HTTP layer,
-marked strict xfail with the fix they need.
+refused as a bad PNG, none escapes as another exception), and the two deadlines of the HTTP
+layer: on the request head and on the whole body.
 """
 
 from __future__ import annotations
@@ -83,6 +83,25 @@ def test_hostile_request_gets_its_answer(
     check(send(case, hostile_service, client), case.expect)
 
 
+def test_client_hanging_up_mid_body_is_no_server_error(
+    hostile_service: Service, client: httpx.Client
+) -> None:
+    """Counted as 499 (client closed request), not logged as a failure of ours."""
+    png = files.png()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", hostile_service.port), timeout=5) as sock:
+            sock.sendall(head("/encode", "Content-Type: image/png", f"Content-Length: {len(png)}"))
+            sock.sendall(png[: len(png) // 2])
+    deadline = time.monotonic() + 5
+    pattern = r'^ae_requests_total\{[^}]*route="/encode"[^}]*status="499"[^}]*\} ([0-9.]+)'
+    while time.monotonic() < deadline:
+        counted = re.findall(pattern, client.get("/metrics").text, re.M)
+        if counted and float(counted[0]) >= 3:
+            break
+        time.sleep(0.1)
+    assert counted and float(counted[0]) >= 3, "the hang-ups were not counted as 499"
+
+
 def test_still_ready_with_a_clean_log(hostile_service: Service, client: httpx.Client) -> None:
     """Runs after the corpus (file order): nothing broke, nothing unexpected was logged."""
     assert client.get("/readyz").status_code == 200
@@ -150,11 +169,6 @@ def test_pixel_bomb_is_inflated_only_as_far_as_the_header_says() -> None:
     assert image.shape == (28, 28)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn sets no deadline on request headers: a client that stops inside its "
-    "headers holds the connection forever (fix in service/__main__.py, see the report)",
-)
 def test_stalled_headers_are_cut_off(hostile_service: Service) -> None:
     with socket.create_connection(("127.0.0.1", hostile_service.port), timeout=5) as sock:
         sock.sendall(b"POST /encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
@@ -166,11 +180,6 @@ def test_stalled_headers_are_cut_off(hostile_service: Service) -> None:
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the body deadline restarts with every received chunk, so a body dripped in "
-    "byte by byte is never timed out (fix in service/middleware.py, see the report)",
-)
 def test_drip_fed_body_meets_one_deadline(hostile_service: Service) -> None:
     body = as_json({"embedding": [0.0] * 64})
     started = time.monotonic()

@@ -1,6 +1,6 @@
 """Memory stays bounded: thousands of mixed good and bad requests, from a few client threads,
 and the worker's resident memory after them within a stated bound of what it was after a
-warm-up of the same mix. A leak of even a few kilobytes a request would show as tens of MB.
+warm-up of the same mix. The worker is the shared `api` service (one worker: its own pid).
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import numpy as np
+from PIL import Image
 
 from tests import hostile_files as files
-from tests.hostile_corpus import as_json, multipart
+from tests.hostile_corpus import JSON, PNG, multipart
 from tests.support import Service
 
 THREADS = 4
-WARMUP = 400
+WARMUP = 600  # allocator arenas and caches filled by every kind of request first
 REQUESTS = 3000
 TIME_LIMIT_S = 120.0  # per round; the count is what is asserted on, not the speed
-GROWTH_BOUND_MB = 50.0
+GROWTH_BOUND_MB = 25.0  # seen: +2 to +10 MB; a leak of 8 KB a request would pass 25
 
 Send = Callable[[httpx.Client], httpx.Response]
 
@@ -34,11 +34,12 @@ def _b64(data: bytes) -> str:
 
 def _mix() -> list[tuple[str, int, Send]]:
     """(name, expected status, request): the good and the bad, big and small, every verb."""
-    png, big = files.png(), files.saved(files.Image.fromarray(files.digit(400)).convert("RGBA"))
+    png = files.png()
+    big = files.saved(Image.fromarray(files.digit(400)).convert("RGBA"))  # 400x400 RGBA
     embedding = [0.1] * 64
     form = {"content-type": "multipart/form-data; boundary=hostile"}
-    raw = {"content-type": "image/png"}
-    million = b'{"embedding": [' + b",".join([b"0"] * 1_000_000) + b"]}"
+    raw = PNG
+    long_row = b'{"embedding": [' + b",".join([b"0"] * 100_000) + b"]}"  # the corpus has 10x
     parts = multipart([("f", f"{i}.png", b"x") for i in range(10_000)])
     bomb = files.pixel_bomb(color=0, inflated=2 * files.GiB)
     return [
@@ -55,11 +56,9 @@ def _mix() -> list[tuple[str, int, Send]]:
         ("jpeg-as-png", 400, lambda c: c.post("/reconstruct", content=files.jpeg(), headers=raw)),
         ("header-bomb", 413, lambda c: c.post("/encode", content=files.huge_header(), headers=raw)),
         ("idat-bomb", 400, lambda c: c.post("/encode", content=bomb, headers=raw)),
-        ("bad-json", 400, lambda c: c.post("/decode", content=b"{", headers={"content-type": "application/json"})),
-        ("nan", 422, lambda c: c.post("/decode", content=b'{"embedding": [NaN]}',
-                                      headers={"content-type": "application/json"})),
-        ("million-numbers", 422, lambda c: c.post("/decode", content=million,
-                                                  headers={"content-type": "application/json"})),
+        ("bad-json", 400, lambda c: c.post("/decode", content=b"{", headers=JSON)),
+        ("nan", 422, lambda c: c.post("/decode", content=b'{"embedding": [NaN]}', headers=JSON)),
+        ("100000-numbers", 422, lambda c: c.post("/decode", content=long_row, headers=JSON)),
         ("steps-1e9", 422, lambda c: c.post(
             "/interpolate", json={"start": embedding, "end": embedding, "steps": 10**9})),
         ("multipart-10000", 400, lambda c: c.post("/encode", content=parts, headers=form)),
@@ -117,4 +116,3 @@ def test_rss_stays_bounded_under_mixed_traffic(api: Service) -> None:
     assert sum(seen.values()) >= REQUESTS * 0.9, f"only {sum(seen.values())} requests in time"
     assert after - before < GROWTH_BOUND_MB
     assert api.process.poll() is None
-    assert np.isfinite(after)

@@ -34,7 +34,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-EXAMPLES = 50  # per operation, valid and invalid together
+EXAMPLES = 80  # per operation, valid and invalid together
 DOCUMENT = create_app(Settings()).openapi()
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
 OPERATIONS = sorted(result.ok().label for result in SCHEMA.get_all_operations())

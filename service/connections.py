@@ -1,0 +1,49 @@
+"""uvicorn's HTTP/1.1 protocol with a deadline on request heads.
+
+uvicorn times out idle kept-alive connections, but not a client that connects and says nothing,
+nor one that stops in the middle of its headers: each holds a connection (and a file
+descriptor) for as long as it likes. Here a request head that is not complete within
+`head_timeout` seconds closes the connection. The body has its own deadline (middleware.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class HeadDeadlineProtocol(HttpToolsProtocol):
+    # Set from AE_REQUEST_TIMEOUT by `python -m service` (and in each worker) before serving.
+    head_timeout: float = 10.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()

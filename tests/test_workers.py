@@ -1,0 +1,27 @@
+"""Several workers: each loads the model once, and /metrics on any of them counts them all."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, start_service
+
+SEVEN = (ROOT / "docs" / "examples" / "seven.png").read_bytes()
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_port_and_the_metrics(tmp_path: Path) -> None:
+    with start_service(tmp_path, {"AE_WORKERS": "2"}) as service, service.client() as http:
+        for _ in range(20):
+            response = http.post("/encode", content=SEVEN, headers={"content-type": "image/png"})
+            assert response.status_code == 200
+        metrics = http.get("/metrics").text
+        log = service.log()
+    workers = set(re.findall(r'ae_model_info\{[^}]*pid="(\d+)"', metrics))
+    assert len(workers) == 2, metrics
+    encoded = re.search(r'ae_requests_total\{route="/encode",status="200"\} (\S+)', metrics)
+    assert encoded and float(encoded.group(1)) == 20
+    assert log.count("ready in") == 2  # one model load per worker
