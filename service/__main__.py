@@ -98,7 +98,9 @@ def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
 def _serve_workers(settings: Settings) -> int:
     # Every worker writes its metrics here; /metrics on any of them reports the sum.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ae-metrics-")
-    config = _config(settings, "service.__main__:worker_app", factory=True, workers=settings.workers)
+    config = _config(
+        settings, "service.__main__:worker_app", factory=True, workers=settings.workers
+    )
     sock = config.bind_socket()
     uvicorn.supervisors.Multiprocess(config, sockets=[sock]).run()
     return 0
