@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ SEVEN = (ROOT / "docs" / "examples" / "seven.png").read_bytes()
 @pytest.mark.slow
 def test_two_workers_share_the_port_and_the_metrics(tmp_path: Path) -> None:
     with start_service(tmp_path, {"AE_WORKERS": "2"}) as service, service.client() as http:
+        deadline = time.monotonic() + 60  # /readyz answered from one worker; wait for both
+        while service.log().count("ready in") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         for _ in range(20):
             response = http.post("/encode", content=SEVEN, headers={"content-type": "image/png"})
             assert response.status_code == 200
