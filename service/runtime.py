@@ -30,7 +30,7 @@ METHODS = ("encode", "decode", "reconstruct")
 # Batches are padded up to one of these sizes: TorchScript and oneDNN then specialise and cache
 # seven shapes (all paid for at warm-up) instead of one per batch size met under load, which
 # costs compile stalls on the way and tens of MB of cached kernels.
-BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+BUCKETS = (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64)
 
 
 class ModelLoadError(Exception):
