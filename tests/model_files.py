@@ -1,8 +1,9 @@
 """Model files for the reliability tests: real exports, a slow model, broken files.
 
-The slow model is a real TorchScript artifact whose `decode` spends `z[0, 0]` rounds of a
-256x256 matrix product before drawing a flat grey digit: a request chooses how long its batch
-takes, and warm-up (random inputs in [0, 1)) stays fast.
+The slow model is a real TorchScript artifact whose `decode` spends `z[0, 0] + 1000 * z[0, 1]`
+rounds of a 256x256 matrix product before drawing a flat grey digit: a request chooses how long
+its batch takes (`slow_decode_body`), and warm-up (random inputs in [0, 1)) stays fast. Two
+values, because the service refuses embedding values beyond 1e4.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class SlowAutoencoder(nn.Module):
 
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
-        rounds = int(z[0, 0].clamp(0, 1e6).item())
+        rounds = int(z[0, 0].clamp(0, 999).item()) + 1000 * int(z[0, 1].clamp(0, 1e4).item())
         work = torch.zeros(())
         for _ in range(rounds):
             work = (self.weight @ (self.weight + work)).mean()  # (256, 256) -> (), chained
@@ -95,6 +96,14 @@ def rounds_for(seconds: float) -> int:
     finally:
         torch.set_num_threads(threads)
     return max(1, int(seconds / per_round))
+
+
+def slow_decode_body(rounds: int) -> dict[str, list[float]]:
+    """A /decode body that keeps the slow model busy for `rounds` rounds."""
+    thousands, rest = divmod(rounds, 1000)
+    return {
+        "embedding": [float(rest), float(thousands)] + [0.0] * (SlowAutoencoder().embedding_dim - 2)
+    }
 
 
 def write_without_metadata(path: Path) -> Path:

@@ -18,17 +18,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.model_files import rounds_for, write_slow_model
+from tests.model_files import rounds_for, slow_decode_body, write_slow_model
 from tests.scrape import metric
 from tests.support import Service, start_service, wait_ready
 
 BURST = 1000
 MAX_QUEUE = 32
 PROBLEM = "application/problem+json"
-
-
-def decode_body(rounds: int) -> dict[str, list[float]]:
-    return {"embedding": [float(rounds)] + [0.0] * 63}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +95,7 @@ async def burst(url: str, body: dict[str, list[float]]) -> list[httpx.Response |
 def test_a_burst_beyond_capacity_is_shed_and_probes_answer(services: dict[str, Service]) -> None:
     service = services["shed"]
     with Prober(service.url) as prober:
-        answers = asyncio.run(burst(service.url, decode_body(rounds_for(0.02))))
+        answers = asyncio.run(burst(service.url, slow_decode_body(rounds_for(0.02))))
     failures = [a for a in answers if isinstance(a, str)]
     assert failures == []
     responses = [a for a in answers if not isinstance(a, str)]
@@ -130,12 +126,15 @@ def test_a_request_waiting_too_long_gets_504_and_uses_no_slot(
         batches = metric(client, "ae_batch_size_count", method="decode")
         items = metric(client, "ae_batch_size_sum", method="decode")
         slow: list[httpx.Response] = []
+        rounds = rounds_for(8.0)
         thread = threading.Thread(
-            target=lambda: slow.append(client.post("/decode", json=decode_body(rounds_for(5.0))))
+            target=lambda: slow.append(client.post("/decode", json=slow_decode_body(rounds)))
         )
         thread.start()
+        # The slow batch keeps the model busy for seconds after its own 504 at one second, so
+        # either sign that it got there will do: a busy machine may scrape too late to see it.
         deadline = time.monotonic() + 60
-        while metric(client, "ae_in_flight_requests") < 2:  # the slow one and this scrape
+        while not slow and metric(client, "ae_in_flight_requests") < 2:  # slow one + scrape
             assert time.monotonic() < deadline, "the slow request never arrived"
             time.sleep(0.05)
         waiting = asyncio.run(_concurrent_decodes(service.url, 5))
@@ -148,7 +147,7 @@ def test_a_request_waiting_too_long_gets_504_and_uses_no_slot(
 
         served = 0
         for _ in range(120):  # until the slow batch is done and the model answers again
-            answer = client.post("/decode", json=decode_body(0))
+            answer = client.post("/decode", json=slow_decode_body(0))
             if answer.status_code == 200:
                 served += 1
                 break
@@ -162,5 +161,5 @@ def test_a_request_waiting_too_long_gets_504_and_uses_no_slot(
 
 async def _concurrent_decodes(url: str, count: int) -> list[httpx.Response]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        calls = (client.post("/decode", json=decode_body(0)) for _ in range(count))
+        calls = (client.post("/decode", json=slow_decode_body(0)) for _ in range(count))
         return list(await asyncio.gather(*calls))

@@ -10,17 +10,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.model_files import rounds_for, write_slow_model
+from tests.model_files import rounds_for, slow_decode_body, write_slow_model
 from tests.scrape import metric
 from tests.support import start_service
 
 TAKEN = 6  # requests in the service when SIGTERM arrives
 DRAIN_S = 3
 PROBLEM = "application/problem+json"
-
-
-def decode_body(rounds: int) -> dict[str, list[float]]:
-    return {"embedding": [float(rounds)] + [0.0] * 63}
 
 
 class Late:
@@ -35,7 +31,7 @@ class Late:
         for _ in range(400):
             try:
                 with httpx.Client(base_url=self.url, timeout=60) as client:
-                    response = client.post("/decode", json=decode_body(0))
+                    response = client.post("/decode", json=slow_decode_body(0))
                 self.answers.append(response.status_code)
                 if response.status_code == 503:
                     assert response.headers["content-type"] == PROBLEM
@@ -58,7 +54,7 @@ def test_sigterm_under_load_drains_and_exits_zero(tmp_path: Path) -> None:
     with start_service(tmp_path, env, ready_timeout=180) as service:
         client = httpx.Client(base_url=service.url, timeout=60)
         taken: list[int] = []
-        body = decode_body(rounds_for(1.0))  # TAKEN of them outlast the drain
+        body = slow_decode_body(rounds_for(1.0))  # TAKEN of them outlast the drain
 
         def send() -> None:
             with httpx.Client(base_url=service.url, timeout=180) as own:
@@ -78,7 +74,7 @@ def test_sigterm_under_load_drains_and_exits_zero(tmp_path: Path) -> None:
         assert "shutting down" in readiness.json()["detail"]
         assert client.get("/healthz").status_code == 200  # alive while draining
 
-        refused = client.post("/decode", json=decode_body(0))
+        refused = client.post("/decode", json=slow_decode_body(0))
         assert refused.status_code == 503
         assert refused.headers["content-type"] == PROBLEM
         assert refused.headers["connection"] == "close"
