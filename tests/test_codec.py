@@ -33,7 +33,7 @@ def pillow_png(image: Image.Image, **save: object) -> bytes:
 
 
 def filtered_png(pixels: np.ndarray, filters: list[int]) -> bytes:
-    """An 8-bit grey PNG whose rows use the given filter types (0 None, 1 Sub, 2 Up)."""
+    """An 8-bit grey PNG whose rows use the given filter types (0 None ... 4 Paeth)."""
     height, width = pixels.shape
     rows, previous = [], np.zeros(width, np.int16)
     for y in range(height):
@@ -43,6 +43,11 @@ def filtered_png(pixels: np.ndarray, filters: list[int]) -> bytes:
             data = (row - np.concatenate([[0], row[:-1]])) % 256
         elif kind == 2:
             data = (row - previous) % 256
+        elif kind == 3:
+            data = (row - (np.concatenate([[0], row[:-1]]) + previous) // 2) % 256
+        elif kind == 4:
+            data = (row - _paeth(np.concatenate([[0], row[:-1]]), previous,
+                                 np.concatenate([[0], previous[:-1]]))) % 256  # fmt: skip
         else:
             data = row
         rows.append(bytes([kind]) + data.astype(np.uint8).tobytes())
@@ -54,7 +59,16 @@ def filtered_png(pixels: np.ndarray, filters: list[int]) -> bytes:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("filters", [[0], [1], [2], [0, 1, 2], [2, 1]])
+def _paeth(left: np.ndarray, up: np.ndarray, corner: np.ndarray) -> np.ndarray:
+    """The PNG spec's predictor, vectorised over a row (inputs as int16)."""
+    guess = left + up - corner
+    to_left, to_up, to_corner = abs(guess - left), abs(guess - up), abs(guess - corner)
+    return np.where(
+        (to_left <= to_up) & (to_left <= to_corner), left, np.where(to_up <= to_corner, up, corner)
+    )
+
+
+@pytest.mark.parametrize("filters", [[0], [1], [2], [0, 1, 2], [2, 1], [3], [4], [4, 0, 3, 1, 2]])
 def test_fast_path_unfilters_like_pillow(filters: list[int]) -> None:
     pixels = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
     data = filtered_png(pixels, filters)
