@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from service import serving
 from service.batching import Outputs
-from service.codec import to_uint8
 
 log = logging.getLogger("service")
 
@@ -43,7 +43,8 @@ class ModelLoadError(Exception):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    module: torch.jit.ScriptModule
+    module: torch.jit.ScriptModule  # as loaded: encode, decode, forward
+    serving: torch.jit.ScriptModule  # the same with the service's pre- and post-processing
     metadata: dict[str, Any]
     device: torch.device
     path: Path
@@ -86,7 +87,8 @@ def load_model(path: Path, device: torch.device, expected_sha256: str | None = N
             f"but AE_MODEL_SHA256 pins {expected_sha256}"
         )
     module, metadata = _deserialize(data, path, device)
-    model = LoadedModel(module.eval(), metadata, device, path, digest)
+    module = module.eval()
+    model = LoadedModel(module, serving.script(module, device), metadata, device, path, digest)
     check_and_warm(model)
     return model
 
@@ -137,25 +139,28 @@ def _parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
 
 
 def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
-    """Run every method on dummy batches: proves the shapes and pays TorchScript's first calls."""
+    """Run every method on dummy batches of each size a batch is padded to: proves the shapes
+    and that decode stays in [0, 1], and pays TorchScript's first calls before any request."""
     side, dim = model.side, model.embedding_dim
     for batch in BUCKETS:
-        x = torch.rand(batch, 1, side, side, device=model.device)  # (B, 1, 28, 28)
+        x = torch.rand(batch, side, side)  # (B, 28, 28)
         choose_kernels(batch)
-        for _ in range(rounds):
-            with torch.inference_mode():
-                try:
-                    z = model.module.encode(x)  # (B, D)
-                    y = model.module.decode(z)  # (B, 1, 28, 28)
-                    r = model.module(x)  # (B, 1, 28, 28)
-                except Exception as exc:
-                    raise ModelLoadError(
-                        f"model file {model.path.name} fails a test forward pass "
-                        f"({type(exc).__name__})"
-                    ) from None
+        with torch.inference_mode():
+            try:
+                y = model.module.decode(model.module.encode(x[:, None]).to(model.device))
+                for _ in range(rounds):
+                    z = model.serving.encode(x)  # (B, D)
+                    pixels = model.serving.decode(z)  # (B, 28, 28) uint8
+                    r, mse = model.serving(x)  # (B, 28, 28) uint8, (B,)
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"model file {model.path.name} fails a test forward pass ({type(exc).__name__})"
+                ) from None
         _expect_shape(model, "encode", z, (batch, dim))
         _expect_shape(model, "decode", y, (batch, 1, side, side))
-        _expect_shape(model, "forward", r, (batch, 1, side, side))
+        _expect_shape(model, "decode", pixels, (batch, side, side))
+        _expect_shape(model, "forward", r, (batch, side, side))
+        _expect_shape(model, "forward", mse, (batch,))
         if not bool(torch.isfinite(y).all()) or float(y.min()) < 0 or float(y.max()) > 1:
             raise ModelLoadError(f"model file {model.path.name}: decode leaves [0, 1]")
 
@@ -182,20 +187,17 @@ class Engine:
         return tuple(out[:count] for out in outputs)
 
     def _run_padded(self, method: str, items: np.ndarray) -> Outputs:
-        model = self.model  # one model for the whole batch, even if a swap lands meanwhile
-        x = torch.from_numpy(items).to(model.device)
+        serving = self.model.serving  # one model for the whole batch, even if a swap lands
+        x = torch.from_numpy(items)
         choose_kernels(len(items))
         with torch.inference_mode():
             if method == "encode":
-                z = model.module.encode(x[:, None])  # (N, 28, 28) -> (N, D)
-                return (z.cpu().numpy(),)
+                return (serving.encode(x).numpy(),)  # (N, 28, 28) -> (N, D)
             if method == "decode":
-                y = model.module.decode(x)  # (N, D) -> (N, 1, 28, 28)
-                return (to_uint8(y[:, 0].cpu().numpy()),)
+                return (serving.decode(x).numpy(),)  # (N, D) -> (N, 28, 28) uint8
             if method == "reconstruct":
-                y = model.module(x[:, None])[:, 0]  # (N, 28, 28)
-                mse = (y - x).square().mean(dim=(1, 2))  # (N,)
-                return to_uint8(y.cpu().numpy()), mse.cpu().numpy()
+                pixels, mse = serving(x)  # (N, 28, 28) uint8, (N,)
+                return pixels.numpy(), mse.numpy()
         raise ValueError(f"unknown model method {method!r}")
 
 

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = Field(False, description="one log line per request (metrics count them)")
+    otel: bool = Field(
+        False, description="FastAPI's OpenTelemetry spans and metrics, for an SDK set up around "
+        "the process (opentelemetry-instrument); off, no request pays for looking for one",
+    )  # fmt: skip
     shutdown_drain: float = Field(
         2.0, ge=0, description="seconds /readyz answers 503 after SIGTERM before the server stops"
     )
