@@ -88,6 +88,11 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, bool]:
         default=d.timeout_s,
         help="wrk's per-request timeout in seconds (default: %(default)s)",
     )
+    p.add_argument(
+        "--no-crosscheck",
+        action="store_true",
+        help="skip the hey runs that cross-check wrk at 256 connections",
+    )
     p.add_argument("--device", help="AE_DEVICE for the service (default: the service's own)")
     p.add_argument("--model", type=Path, help="AE_MODEL_PATH (default: the service's own)")
     p.add_argument("--url", help="bench a service already running there instead of starting one")
@@ -112,7 +117,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, bool]:
     options = Options(
         targets=a.only, concurrency=a.concurrency, modes=a.batching, seconds=a.seconds,
         warmup=a.warmup, threads=a.threads, timeout_s=a.timeout, device=a.device, model=a.model,
-        url=a.url, work=a.work,
+        url=a.url, work=a.work, crosscheck=not a.no_crosscheck,
     )  # fmt: skip
     return options, a.out, a.append
 
@@ -125,7 +130,9 @@ def write(run: Run, out: Path, append: bool) -> None:
     else:
         out.write_text(render(run))
     raw = {"options": asdict(run.options), "machine": run.machine, "services": run.services,
-           "cells": [asdict(cell) for cell in run.cells], "seconds": run.seconds}  # fmt: skip
+           "cells": [asdict(cell) for cell in run.cells],
+           "crosschecks": [asdict(check) for check in run.crosschecks],
+           "seconds": run.seconds}  # fmt: skip
     run.options.work.mkdir(parents=True, exist_ok=True)
     (run.options.work / "last-run.json").write_text(json.dumps(raw, indent=1, default=str))
 

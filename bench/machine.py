@@ -53,6 +53,7 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     found["wrk"] = _first_line(["wrk", "--version"]).split(" [")[0].removeprefix("wrk ")
+    found["hey"] = _first_line(["dpkg-query", "-W", "-f=${Version}", "hey"]) or "unknown"
     return found
 
 

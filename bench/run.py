@@ -1,10 +1,12 @@
 """The bench's plan and its loop: servers started once per mode, one wrk cell per target and
-concurrency, each after a short warm-up that is not counted."""
+concurrency, each after a short warm-up that is not counted, and at 256 connections a hey run
+on echo and /reconstruct as a cross-check of wrk's tail (see bench/hey.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 
 from bench import machine, payloads
+from bench.hey import HeyResult, run_hey
 from bench.servers import PeakRSS, Server, StartFailed, start_echo, start_service
 from bench.wrk import Body, WrkFailed, WrkResult, run_wrk
 
@@ -26,6 +29,8 @@ SERVICE_TARGETS = ("reconstruct", "encode", "decode")
 MODES = {"on": {}, "off": {"AE_MAX_BATCH_SIZE": "1"}}  # AE_* overrides of each mode
 ECHO = "echo"  # the mode label of the echo app's cells
 EXTERNAL = "as running"  # the mode label of cells against --url
+CROSSCHECK_AT = 256  # connections
+CROSSCHECKED = (ECHO, "reconstruct")  # targets, with batching on
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Options:
     model: Path | None = None
     url: str | None = None
     work: Path = Path("bench/out")
+    crosscheck: bool = True  # hey at CROSSCHECK_AT connections, when that is one of the cells
 
     def service_env(self, mode: str) -> dict[str, str]:
         env = dict(MODES[mode])
@@ -62,6 +68,15 @@ class Cell:
 
 
 @dataclass
+class CrossCheck:
+    target: str
+    mode: str
+    connections: int
+    result: HeyResult | None = None
+    failure: str | None = None
+
+
+@dataclass
 class Run:
     options: Options
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -69,6 +84,7 @@ class Run:
     services: dict[str, dict[str, Any]] = field(default_factory=dict)  # mode -> GET /model
     bodies: dict[str, Body] = field(default_factory=dict)
     cells: list[Cell] = field(default_factory=list)
+    crosschecks: list[CrossCheck] = field(default_factory=list)
     seconds: float = 0.0
     load_after: float | None = None
 
@@ -107,7 +123,12 @@ def planned_seconds(options: Options) -> float:
     modes = 1 if options.url else len(options.modes)
     service = sum(t in SERVICE_TARGETS for t in options.targets) * modes
     cells = (service + (ECHO in options.targets)) * len(options.concurrency)
-    return cells * (options.seconds + options.warmup + 0.5)
+    checks = sum(t in CROSSCHECKED for t in options.targets) if _crosschecking(options) else 0
+    return (cells + checks) * (options.seconds + options.warmup + 0.5)
+
+
+def _crosschecking(options: Options) -> bool:
+    return options.crosscheck and CROSSCHECK_AT in options.concurrency
 
 
 def _measure_server(
@@ -121,6 +142,9 @@ def _measure_server(
             for target in targets:
                 for connections in run.options.concurrency:
                     run.cells.append(_measure(run, server, target, mode, connections))
+            for target in targets:
+                if _crosschecking(run.options) and target in CROSSCHECKED and mode != "off":
+                    run.crosschecks.append(_crosscheck(run, server, target, mode))
     except StartFailed as exc:
         run.cells.extend(
             Cell(t, mode, c, failure=str(exc)) for t in targets for c in run.options.concurrency
@@ -144,6 +168,27 @@ def _measure(run: Run, server: Server, target: str, mode: str, connections: int)
         cell.failure = str(exc)
     _say(_progress_line(cell))
     return cell
+
+
+def _crosscheck(run: Run, server: Server, target: str, mode: str) -> CrossCheck:
+    o, check = run.options, CrossCheck(target, mode, CROSSCHECK_AT)
+    url, body = server.url + ROUTES[target], run.bodies[BODY_OF[target]]
+    if shutil.which("hey") is None:
+        check.failure = "hey is not installed (scripts/install-system-deps.sh installs it)"
+        return check
+    try:
+        if o.warmup > 0:
+            run_hey(url, body, CROSSCHECK_AT, o.warmup, o.timeout_s)
+        check.result = run_hey(url, body, CROSSCHECK_AT, o.seconds, o.timeout_s)
+    except (WrkFailed, OSError) as exc:
+        check.failure = str(exc)
+    r = check.result
+    _say(
+        f"{target:<12} {mode:<10} c={CROSSCHECK_AT:<4} hey: "
+        + (f"{r.rps:8.0f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
+           f"errors {r.errors}  503 {r.overloaded}" if r else f"FAILED: {check.failure}")
+    )  # fmt: skip
+    return check
 
 
 def _model_info(server: Server) -> dict[str, Any]:

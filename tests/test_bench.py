@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.hey import HeyResult, run_hey
+from bench.hey import parse_output as parse_hey
 from bench.report import render
-from bench.run import Cell, Options, Run
+from bench.run import Cell, CrossCheck, Options, Run
 from bench.servers import start_echo
 from bench.wrk import Body, WrkResult, parse_output, run_wrk
 from tests.support import MODEL_PATH, ROOT, require_program
@@ -21,6 +23,29 @@ WRK_STDOUT = """Running 8s test @ http://127.0.0.1:8000/reconstruct
 BENCH-JSON {"requests": 24000, "duration_us": 8000000, "p50_us": 2500, "p99_us": 9100, \
 "max_us": 15000, "ok": 23990, "overloaded": 6, "other_status": 4, "connect": 0, "read": 1, \
 "write": 0, "timeout": 2}
+"""
+
+HEY_STDOUT = """
+Summary:
+  Total:	8.0031 secs
+  Slowest:	2.7140 secs
+  Fastest:	0.0021 secs
+  Average:	0.1790 secs
+  Requests/sec:	1430.4456
+
+Latency distribution:
+  10% in 0.0712 secs
+  50% in 0.1570 secs
+  99% in 0.8904 secs
+
+Status code distribution:
+  [200]	11433 responses
+  [503]	12 responses
+  [404]	3 responses
+
+Error distribution:
+  [5]	Post "http://127.0.0.1:8000/reconstruct": context deadline exceeded
+  [2]	Post "http://127.0.0.1:8000/reconstruct": EOF
 """
 
 MACHINE = {
@@ -42,6 +67,34 @@ def test_wrk_result_line_is_parsed() -> None:
     assert (r.ok, r.overloaded, r.other_status) == (23990, 6, 4)
     assert (r.socket_errors, r.timeouts) == (3, 2)
     assert r.errors == 7  # 503s with Retry-After are counted apart, not as errors
+
+
+def test_hey_summary_is_parsed() -> None:
+    r = parse_hey(HEY_STDOUT)
+    assert (r.seconds, r.p50_ms, r.p99_ms) == (8.0031, 157.0, 890.4)
+    assert r.statuses == {200: 11433, 503: 12, 404: 3}
+    assert (r.requests, r.overloaded, r.failed) == (11448, 12, 7)
+    assert r.errors == 10  # the 404s and the requests without an answer; not the 503s
+
+
+def test_crosscheck_renders_beside_wrk() -> None:
+    run = Run(Options(concurrency=(64, 256)), machine=MACHINE, seconds=300, load_after=0.5)
+    for target, mode in (("echo", "echo"), ("reconstruct", "on")):
+        for c in (64, 256):
+            run.cells.append(Cell(target, mode, c, result(3000, p99_ms=3400.0)))
+    hey = HeyResult(8.0, 150.0, 620.0, {200: 12000})
+    run.crosschecks = [
+        CrossCheck("echo", "echo", 256, hey),
+        CrossCheck("reconstruct", "on", 256, hey),
+    ]
+    text = render(run)
+    assert "## Cross-check at c=256 with hey" in text
+    assert "| /reconstruct | on | 256 | wrk | 3,000 | 1.00 | 3400 | 0 | 0 |" in text
+    assert "| /reconstruct | on | 256 | hey | 1,500 | 150 | 620 | 0 | 0 |" in text
+    assert (
+        "| /reconstruct at c=256 under hey (cross-check): all answered, p99 | 0 errors, p99 < 1 s "
+        "| 0 errors, 0 503s, p99 620 ms | pass |"
+    ) in text
 
 
 def test_results_file_renders_headline_and_tables() -> None:
@@ -77,13 +130,17 @@ def test_results_file_renders_headline_and_tables() -> None:
     )
 
 
+def digit_body(folder: Path) -> Body:
+    png = (ROOT / "service" / "static" / "samples" / "7.png").read_bytes()
+    path = folder / "digit.png"
+    path.write_bytes(png)
+    return Body(path, "image/png", len(png))
+
+
 @pytest.mark.slow
 def test_lua_script_counts_answers_by_status(tmp_path: Path) -> None:
     require_program("wrk")
-    png = (ROOT / "service" / "static" / "samples" / "7.png").read_bytes()
-    body_path = tmp_path / "digit.png"
-    body_path.write_bytes(png)
-    body = Body(body_path, "image/png", len(png))
+    body = digit_body(tmp_path)
     with start_echo(tmp_path) as echo:
         answered = run_wrk(f"{echo.url}/echo", body, connections=2, seconds=1)
         missing = run_wrk(f"{echo.url}/missing", body, connections=2, seconds=1)
@@ -91,6 +148,18 @@ def test_lua_script_counts_answers_by_status(tmp_path: Path) -> None:
     assert answered.errors == 0
     assert missing.requests > 0 and missing.other_status == missing.requests
     assert missing.ok == 0 and missing.errors == missing.requests
+
+
+@pytest.mark.slow
+def test_hey_counts_answers_by_status(tmp_path: Path) -> None:
+    require_program("hey")
+    body = digit_body(tmp_path)
+    with start_echo(tmp_path) as echo:
+        answered = run_hey(f"{echo.url}/echo", body, connections=2, seconds=1)
+        missing = run_hey(f"{echo.url}/missing", body, connections=2, seconds=1)
+    assert answered.requests > 0 and answered.statuses == {200: answered.requests}
+    assert answered.errors == 0 and 0 < answered.p50_ms <= answered.p99_ms
+    assert missing.requests > 0 and missing.errors == missing.statuses[404] == missing.requests
 
 
 @pytest.mark.slow
