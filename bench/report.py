@@ -234,10 +234,12 @@ def _crosscheck_table(run: Run) -> str:
             f"{_ms(r.p99_ms)} | {r.errors} | {r.overloaded} |"
         )
     note = (
-        "\nwrk drives all its connections from one thread; at this concurrency, on cores it shares "
-        "with the server, its tail includes its own delays (compare the echo rows). hey runs the "
-        "same cells from many goroutines. Its 503s are counted apart without reading their "
-        "Retry-After (tests/test_overload.py checks that every 503 carries one).\n"
+        "\nwrk drives all its connections from one thread, on cores it shares with the server: "
+        "at this concurrency its p99 can include its own delays. hey runs the same cells from "
+        "many goroutines; the two echo rows show how far the generators alone differ here. "
+        "Errors both generators see on echo are the echo app's own. hey's 503s are counted apart "
+        "without reading their Retry-After (tests/test_overload.py checks that every 503 carries "
+        "one).\n"
     )
     return "\n".join(lines) + "\n" + note
 
