@@ -34,7 +34,8 @@ from service.errors import NotReady, Overloaded, TimedOut
 log = logging.getLogger("service")
 
 Outputs = tuple[np.ndarray, ...]
-RunBatch = Callable[[str, np.ndarray], Outputs]
+# A run returns its outputs and a word on who made them (the model version), passed to callers.
+RunBatch = Callable[[str, np.ndarray], tuple[Outputs, str]]
 OnBatch = Callable[[str, int, float], None]
 
 
@@ -43,6 +44,7 @@ class Timing:
     queue_s: float  # from submit until its batch started
     infer_s: float  # the batch's model time
     batch_size: int
+    served_by: str = ""  # what the run said made this batch: the model version
 
 
 @dataclass(slots=True)
@@ -203,10 +205,10 @@ class MicroBatcher:
         work = self._loop.run_in_executor(self._executor, self._timed_run, method, items)
         work.add_done_callback(lambda done: self._finish(method, batch, started, len(items), done))
 
-    def _timed_run(self, method: str, items: np.ndarray) -> tuple[Outputs, float]:
+    def _timed_run(self, method: str, items: np.ndarray) -> tuple[Outputs, str, float]:
         began = time.perf_counter()  # on the inference thread
-        outputs = self._run(method, items)
-        return outputs, time.perf_counter() - began
+        outputs, served_by = self._run(method, items)
+        return outputs, served_by, time.perf_counter() - began
 
     def _finish(
         self,
@@ -214,15 +216,15 @@ class MicroBatcher:
         batch: list[_Pending],
         started: float,
         size: int,
-        done: asyncio.Future[tuple[Outputs, float]],
+        done: asyncio.Future[tuple[Outputs, str, float]],
     ) -> None:
         self._running = False
         try:
-            outputs, infer_s = done.result()
+            outputs, served_by, infer_s = done.result()
         except Exception as exc:  # one batch fails, the service goes on
             _fail(batch, BatchFailed(f"model call {method!r} failed: {type(exc).__name__}"))
         else:
-            _deliver(batch, outputs, started, infer_s, size)
+            _deliver(batch, outputs, Timing(0.0, infer_s, size, served_by), started)
             self._report(method, size, infer_s)
         self._dispatch()
 
@@ -239,16 +241,15 @@ class MicroBatcher:
             self._idle.set()
 
 
-def _deliver(
-    batch: list[_Pending], outputs: Outputs, started: float, infer_s: float, size: int
-) -> None:
-    """Hand each caller its rows of every output."""
+def _deliver(batch: list[_Pending], outputs: Outputs, timing: Timing, started: float) -> None:
+    """Hand each caller its rows of every output, with the batch's timing and its own wait."""
     start = 0
     for p in batch:
         stop = start + len(p.items)
         if not p.future.done():
             rows = tuple(out[start:stop] for out in outputs)
-            p.future.set_result((rows, Timing(started - p.enqueued, infer_s, size)))
+            mine = Timing(started - p.enqueued, timing.infer_s, timing.batch_size, timing.served_by)
+            p.future.set_result((rows, mine))
         start = stop
 
 

@@ -48,16 +48,18 @@ class RequestContext:
         request_id = request_id or f"{self._id_prefix}{next(self._id_counter):010x}"
         scope["request_id"] = request_id
         status = 500
-        extra = [
-            (b"x-request-id", request_id.encode()),
-            (b"x-model-version", self.model_version().encode()),
-        ]
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *extra]
+                # The model that served the request (set by the verbs), else the live one.
+                version = scope.get("model_version") or self.model_version()
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"x-model-version", version.encode()),
+                ]
             await send(message)
 
         started = time.perf_counter()

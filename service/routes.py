@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from service import api_docs, codec, inputs
 from service.batching import Timing
-from service.errors import ValidationFailed
+from service.errors import NotReady, ValidationFailed
 from service.inference import Frames, Method
 from service.negotiation import MEDIA_TYPES, choose_format
 from service.query import parse_query
@@ -20,6 +20,7 @@ from service.schemas import InterpolateRequest
 from service.state import Runtime
 
 router = APIRouter()
+SWAP_RETRIES = 2  # runs of an interpolation whose two batches met different models
 
 
 def _runtime(request: Request) -> Runtime:
@@ -48,8 +49,11 @@ def _observe(rt: Runtime, route: str, began: float, decoded: float, timing: Timi
     )
 
 
-def _model_fields(rt: Runtime) -> dict[str, Any]:
-    return {"model": rt.model.name, "model_version": rt.model.version}
+def _model_fields(request: Request, rt: Runtime, timing: Timing) -> dict[str, Any]:
+    """The model that served the request, named in the body and (through the request scope,
+    read by `middleware.RequestContext`) in `X-Model-Version`, even across a hot swap."""
+    request.scope["model_version"] = timing.served_by
+    return {"model": rt.model.name, "model_version": timing.served_by}
 
 
 async def _images(request: Request, rt: Runtime, invert: str, fit: str) -> np.ndarray:
@@ -73,7 +77,11 @@ async def encode(request: Request) -> Response:
     decoded = time.perf_counter()
     assert rt.inference is not None
     embeddings, timing = await rt.inference.encode(images)
-    body = {**_model_fields(rt), "embedding_dim": embeddings.shape[1], "embeddings": embeddings}
+    body = {
+        **_model_fields(request, rt, timing),
+        "embedding_dim": embeddings.shape[1],
+        "embeddings": embeddings,
+    }
     response = JSONBody(body)
     _observe(rt, "/encode", began, decoded, timing)
     return response
@@ -94,11 +102,12 @@ async def decode(request: Request) -> Response:
     decoded = time.perf_counter()
     assert rt.inference is not None
     images, timing = await rt.inference.decode(embeddings)
+    fields = _model_fields(request, rt, timing)
     if fmt == "png":
         response: Response = Response(codec.png_bytes(images[0]), media_type="image/png")
     else:
         pngs = [codec.b64encode(codec.png_bytes(image)) for image in images]
-        response = JSONBody({**_model_fields(rt), "images": pngs})
+        response = JSONBody({**fields, "images": pngs})
     _observe(rt, "/decode", began, decoded, timing)
     return response
 
@@ -119,6 +128,7 @@ async def reconstruct(request: Request) -> Response:
     decoded = time.perf_counter()
     assert rt.inference is not None
     pixels, mse, timing = await rt.inference.reconstruct(images)
+    fields = _model_fields(request, rt, timing)
     if fmt == "png":
         headers = {"X-Reconstruction-MSE": f"{float(mse[0]):.6g}"}
         response: Response = Response(
@@ -126,7 +136,7 @@ async def reconstruct(request: Request) -> Response:
         )
     else:
         pngs = [codec.b64encode(codec.png_bytes(image)) for image in pixels]
-        response = JSONBody({**_model_fields(rt), "images": pngs, "mse": mse.astype(np.float64)})
+        response = JSONBody({**fields, "images": pngs, "mse": mse.astype(np.float64)})
     _observe(rt, "/reconstruct", began, decoded, timing)
     return response
 
@@ -152,14 +162,28 @@ async def interpolate(request: Request) -> Response:
     n = _steps(body_steps if body_steps is not None else q.steps, rt.settings.max_steps)
     how: Method = body_method or q.method or "linear"  # type: ignore[assignment]
     decoded = time.perf_counter()
-    start, end, encode_timing = await _embed_endpoints(rt, endpoints)
-    assert rt.inference is not None
-    frames, timing = await rt.inference.interpolate(start, end, n, how)
-    response = _frames_response(rt, frames, fmt, how)
-    queue = timing.queue_s + (encode_timing.queue_s if encode_timing else 0.0)
-    infer = timing.infer_s + (encode_timing.infer_s if encode_timing else 0.0)
-    _observe(rt, "/interpolate", began, decoded, Timing(queue, infer, timing.batch_size))
+    frames, timing = await _frames(rt, endpoints, n, how)
+    response = _frames_response(_model_fields(request, rt, timing), frames, fmt, how)
+    _observe(rt, "/interpolate", began, decoded, timing)
     return response
+
+
+async def _frames(
+    rt: Runtime, endpoints: list[Endpoint], steps: int, how: Method
+) -> tuple[Frames, Timing]:
+    """Encode the image endpoints, then decode the path: both by one model. A hot swap between
+    the two batches would mix two models' latent spaces, so the pair is run again."""
+    assert rt.inference is not None
+    for _ in range(SWAP_RETRIES):
+        start, end, encoded = await _embed_endpoints(rt, endpoints)
+        frames, decoded = await rt.inference.interpolate(start, end, steps, how)
+        if encoded is None or encoded.served_by == decoded.served_by:
+            break
+    else:
+        raise NotReady("the model was swapped twice during this request; retry it")
+    queue = decoded.queue_s + (encoded.queue_s if encoded else 0.0)
+    infer = decoded.infer_s + (encoded.infer_s if encoded else 0.0)
+    return frames, Timing(queue, infer, decoded.batch_size, decoded.served_by)
 
 
 Endpoint = tuple[str, np.ndarray, bool]  # (name, image (28, 28) or embedding (D,), is_image)
@@ -239,7 +263,7 @@ async def _embed_endpoints(
     return start, end, timing
 
 
-def _frames_response(rt: Runtime, frames: Frames, fmt: str, method: Method) -> Response:
+def _frames_response(fields: dict[str, Any], frames: Frames, fmt: str, method: Method) -> Response:
     if fmt == "gif":
         return Response(codec.gif_bytes(frames.images), media_type=MEDIA_TYPES["gif"])
     if fmt == "png":
@@ -248,4 +272,4 @@ def _frames_response(rt: Runtime, frames: Frames, fmt: str, method: Method) -> R
         {"t": float(t), "image": codec.b64encode(codec.png_bytes(image)), "embedding": embedding}
         for t, image, embedding in zip(frames.t, frames.images, frames.embeddings, strict=True)
     ]
-    return JSONBody({**_model_fields(rt), "method": method, "steps": len(items), "frames": items})
+    return JSONBody({**fields, "method": method, "steps": len(items), "frames": items})

@@ -181,24 +181,26 @@ class Engine:
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
 
-    def run(self, method: str, items: np.ndarray) -> Outputs:
+    def run(self, method: str, items: np.ndarray) -> tuple[Outputs, str]:
+        """A batch's outputs, and the version of the model that made them."""
+        model = self.model  # one model for the whole batch, even if a swap lands meanwhile
         count = len(items)
-        outputs = self._run_padded(method, _pad(items))
-        return tuple(out[:count] for out in outputs)
+        outputs = _run_padded(model.serving, method, _pad(items))
+        return tuple(out[:count] for out in outputs), model.version
 
-    def _run_padded(self, method: str, items: np.ndarray) -> Outputs:
-        serving = self.model.serving  # one model for the whole batch, even if a swap lands
-        x = torch.from_numpy(items)
-        choose_kernels(len(items))
-        with torch.inference_mode():
-            if method == "encode":
-                return (serving.encode(x).numpy(),)  # (N, 28, 28) -> (N, D)
-            if method == "decode":
-                return (serving.decode(x).numpy(),)  # (N, D) -> (N, 28, 28) uint8
-            if method == "reconstruct":
-                pixels, mse = serving(x)  # (N, 28, 28) uint8, (N,)
-                return pixels.numpy(), mse.numpy()
-        raise ValueError(f"unknown model method {method!r}")
+
+def _run_padded(serving: torch.jit.ScriptModule, method: str, items: np.ndarray) -> Outputs:
+    x = torch.from_numpy(items)
+    choose_kernels(len(items))
+    with torch.inference_mode():
+        if method == "encode":
+            return (serving.encode(x).numpy(),)  # (N, 28, 28) -> (N, D)
+        if method == "decode":
+            return (serving.decode(x).numpy(),)  # (N, D) -> (N, 28, 28) uint8
+        if method == "reconstruct":
+            pixels, mse = serving(x)  # (N, 28, 28) uint8, (N,)
+            return pixels.numpy(), mse.numpy()
+    raise ValueError(f"unknown model method {method!r}")
 
 
 def choose_kernels(batch: int) -> None:

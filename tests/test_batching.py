@@ -27,7 +27,8 @@ WAIT = 5.0  # seconds any single await may take before the test calls it stuck
 
 
 class Model:
-    """Doubles its items (plus a per-method offset) and tags every row with its batch number."""
+    """Doubles its items (plus a per-method offset), tags every row with its batch number and
+    says it served the batch as `batch-<number>`."""
 
     def __init__(self, fail_if: Callable[[np.ndarray], bool] | None = None) -> None:
         self.batches: list[tuple[str, np.ndarray]] = []
@@ -36,7 +37,7 @@ class Model:
         self.gate.set()
         self.entered = threading.Semaphore(0)  # released once per batch started
 
-    def __call__(self, method: str, items: np.ndarray) -> tuple[np.ndarray, ...]:
+    def __call__(self, method: str, items: np.ndarray) -> tuple[tuple[np.ndarray, ...], str]:
         self.batches.append((method, items.copy()))
         batch_id = len(self.batches) - 1
         self.entered.release()
@@ -44,7 +45,8 @@ class Model:
             raise TimeoutError("the test never opened the gate")
         if self.fail_if is not None and self.fail_if(items):
             raise ValueError("poisoned row")
-        return items * 2 + OFFSET[method], np.full(len(items), batch_id)  # (k, 2), (k,)
+        outputs = items * 2 + OFFSET[method], np.full(len(items), batch_id)  # (k, 2), (k,)
+        return outputs, f"batch-{batch_id}"
 
     async def wait_entered(self) -> None:
         assert await asyncio.to_thread(self.entered.acquire, True, WAIT), "no batch started"
@@ -108,6 +110,7 @@ def check_own_rows(
     batch_method, batch_items = model.batches[int(batch_ids[0])]
     assert batch_method == method
     assert timing.batch_size == len(batch_items)
+    assert timing.served_by == f"batch-{int(batch_ids[0])}"
     assert timing.queue_s >= 0 and timing.infer_s >= 0
 
 

@@ -73,6 +73,7 @@ class Load:
         self.statuses: Counter[int] = Counter()
         self.versions: Counter[str] = Counter()
         self.errors: list[str] = []
+        self.mismatched: list[tuple[str, str | None]] = []  # body and header disagree
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
 
@@ -102,7 +103,10 @@ class Load:
                     self.statuses[response.status_code] += 1
                     self.versions[response.headers.get("x-model-version", "")] += 1
                     if response.status_code == 200:
-                        self.versions["body:" + response.json()["model_version"]] += 1
+                        named = response.json()["model_version"]
+                        self.versions["body:" + named] += 1
+                        if named != response.headers.get("x-model-version"):  # both: the batch's
+                            self.mismatched.append((named, response.headers.get("x-model-version")))
 
 
 def test_reloads_under_load_drop_no_request(service: Service, client: httpx.Client) -> None:
@@ -117,6 +121,7 @@ def test_reloads_under_load_drop_no_request(service: Service, client: httpx.Clie
     assert load.errors == []
     assert set(load.statuses) == {200}, load.statuses
     assert load.versions[OLD] > 0 and load.versions[NEW] > 0, load.versions
+    assert load.mismatched == []
 
     assert client.get("/model").json()["version"] == NEW
     assert client.get("/readyz").json()["version"] == NEW

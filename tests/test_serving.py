@@ -43,10 +43,11 @@ def test_serving_matches_the_plain_model(engine: Engine) -> None:
 def test_a_digit_alone_and_in_a_large_batch_agree(engine: Engine) -> None:
     """A lone digit runs on ATen's kernels, a batch of 16 or more on oneDNN's."""
     digits = np.random.default_rng(1).random((ONEDNN_FROM_BATCH, 28, 28), np.float32)
-    (alone,) = engine.run("encode", digits[:1])
-    (batched,) = engine.run("encode", digits)
+    ((alone,), version) = engine.run("encode", digits[:1])
+    ((batched,), _) = engine.run("encode", digits)
+    assert version == engine.model.version
     np.testing.assert_allclose(alone[0], batched[0], rtol=1e-4, atol=1e-5)
-    pixels_alone, mse_alone = engine.run("reconstruct", digits[:1])
-    pixels_batched, mse_batched = engine.run("reconstruct", digits)
+    (pixels_alone, mse_alone), _ = engine.run("reconstruct", digits[:1])
+    (pixels_batched, mse_batched), _ = engine.run("reconstruct", digits)
     assert np.abs(pixels_alone[0].astype(int) - pixels_batched[0].astype(int)).max() <= 1
     np.testing.assert_allclose(mse_alone[0], mse_batched[0], rtol=1e-4)
