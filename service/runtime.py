@@ -147,7 +147,9 @@ def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
         choose_kernels(batch)
         with torch.inference_mode():
             try:
-                y = model.module.decode(model.module.encode(x[:, None]).to(model.device))
+                y = model.module.decode(
+                    model.module.encode(x[:, None].to(model.device))
+                )  # (B, 1, 28, 28)
                 for _ in range(rounds):
                     z = model.serving.encode(x)  # (B, D)
                     pixels = model.serving.decode(z)  # (B, 28, 28) uint8
