@@ -48,9 +48,8 @@ def decode_image(data: bytes, options: ImageOptions, max_side: int) -> np.ndarra
 
 
 def prepare(data: bytes, header: PngHeader, options: ImageOptions) -> np.ndarray:
-    pixels = decode_grey8(data, header) if header.is_plain_grey8 else None
-    if pixels is not None:
-        grey = pixels.astype(np.float32) * np.float32(1 / 255)  # (H, W)
+    if header.is_plain_grey8:
+        grey = decode_grey8(data, header).astype(np.float32) * np.float32(1 / 255)  # (H, W)
     else:
         grey = _decode_with_pillow(data)
     if _should_invert(grey, options.invert):
@@ -145,12 +144,6 @@ def _resize(grey: np.ndarray, height: int, width: int) -> np.ndarray:
     image = Image.fromarray(np.ascontiguousarray(grey, dtype=np.float32))  # mode F
     resized = image.resize((width, height), Image.Resampling.LANCZOS)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """(..., 28, 28) float in [0, 1] -> uint8, rounded the same way everywhere."""
-    pixels: np.ndarray = np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return pixels
 
 
 def png_bytes(image: np.ndarray) -> bytes:

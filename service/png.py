@@ -64,8 +64,8 @@ def read_header(data: bytes, max_side: int) -> PngHeader:
     return PngHeader(width, height, depth, color, interlace == 1)
 
 
-def decode_grey8(data: bytes, header: PngHeader) -> np.ndarray | None:
-    """Pixels of a plain 8-bit grey PNG as (H, W) uint8, or None when a general decoder must."""
+def decode_grey8(data: bytes, header: PngHeader) -> np.ndarray:
+    """Pixels of a plain 8-bit grey PNG as (H, W) uint8."""
     idat = _collect_idat(data)
     row = header.width + 1  # one filter byte per row
     expected = row * header.height

@@ -49,9 +49,10 @@ def _observe(rt: Runtime, route: str, began: float, decoded: float, timing: Timi
     )
 
 
-def _model_fields(request: Request, rt: Runtime, timing: Timing) -> dict[str, Any]:
-    """The model that served the request, named in the body and (through the request scope,
-    read by `middleware.RequestContext`) in `X-Model-Version`, even across a hot swap."""
+def _name_serving_model(request: Request, rt: Runtime, timing: Timing) -> dict[str, Any]:
+    """Name the model that ran the request's batch, even across a hot swap: in `X-Model-Version`
+    (through the request scope, read by `middleware.RequestContext`), and in the fields this
+    returns for a JSON body."""
     request.scope["model_version"] = timing.served_by
     return {"model": rt.model.name, "model_version": timing.served_by}
 
@@ -78,7 +79,7 @@ async def encode(request: Request) -> Response:
     assert rt.inference is not None
     embeddings, timing = await rt.inference.encode(images)
     body = {
-        **_model_fields(request, rt, timing),
+        **_name_serving_model(request, rt, timing),
         "embedding_dim": embeddings.shape[1],
         "embeddings": embeddings,
     }
@@ -102,7 +103,7 @@ async def decode(request: Request) -> Response:
     decoded = time.perf_counter()
     assert rt.inference is not None
     images, timing = await rt.inference.decode(embeddings)
-    fields = _model_fields(request, rt, timing)
+    fields = _name_serving_model(request, rt, timing)
     if fmt == "png":
         response: Response = Response(codec.png_bytes(images[0]), media_type="image/png")
     else:
@@ -128,7 +129,7 @@ async def reconstruct(request: Request) -> Response:
     decoded = time.perf_counter()
     assert rt.inference is not None
     pixels, mse, timing = await rt.inference.reconstruct(images)
-    fields = _model_fields(request, rt, timing)
+    fields = _name_serving_model(request, rt, timing)
     if fmt == "png":
         headers = {"X-Reconstruction-MSE": f"{float(mse[0]):.6g}"}
         response: Response = Response(
@@ -163,7 +164,7 @@ async def interpolate(request: Request) -> Response:
     how: Method = body_method or q.method or "linear"  # type: ignore[assignment]
     decoded = time.perf_counter()
     frames, timing = await _frames(rt, endpoints, n, how)
-    response = _frames_response(_model_fields(request, rt, timing), frames, fmt, how)
+    response = _frames_response(_name_serving_model(request, rt, timing), frames, fmt, how)
     _observe(rt, "/interpolate", began, decoded, timing)
     return response
 

@@ -41,7 +41,7 @@ class Serving(nn.Module):
 
 
 def _to_uint8(y: Tensor) -> Tensor:
-    """[0, 1] -> 0..255, rounding half to even like `codec.to_uint8` (numpy's rint)."""
+    """[0, 1] -> 0..255, rounding half to even (as numpy's rint does)."""
     return (y.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 

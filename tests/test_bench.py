@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,20 +131,22 @@ def test_results_file_renders_headline_and_tables() -> None:
     )
 
 
-def digit_body(folder: Path) -> Body:
+@pytest.fixture(scope="module")
+def echo_and_body(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Body]]:
+    """One echo server and a digit PNG to post, shared by the load generators' tests."""
+    folder = tmp_path_factory.mktemp("echo")
     png = (ROOT / "service" / "static" / "samples" / "7.png").read_bytes()
-    path = folder / "digit.png"
-    path.write_bytes(png)
-    return Body(path, "image/png", len(png))
+    (folder / "digit.png").write_bytes(png)
+    with start_echo(folder) as echo:
+        yield echo.url, Body(folder / "digit.png", "image/png", len(png))
 
 
 @pytest.mark.slow
-def test_lua_script_counts_answers_by_status(tmp_path: Path) -> None:
+def test_lua_script_counts_answers_by_status(echo_and_body: tuple[str, Body]) -> None:
     require_program("wrk")
-    body = digit_body(tmp_path)
-    with start_echo(tmp_path) as echo:
-        answered = run_wrk(f"{echo.url}/echo", body, connections=2, seconds=1)
-        missing = run_wrk(f"{echo.url}/missing", body, connections=2, seconds=1)
+    url, body = echo_and_body
+    answered = run_wrk(f"{url}/echo", body, connections=2, seconds=1)
+    missing = run_wrk(f"{url}/missing", body, connections=2, seconds=1)
     assert answered.requests > 0 and answered.ok == answered.requests
     assert answered.errors == 0
     assert missing.requests > 0 and missing.other_status == missing.requests
@@ -151,12 +154,11 @@ def test_lua_script_counts_answers_by_status(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_hey_counts_answers_by_status(tmp_path: Path) -> None:
+def test_hey_counts_answers_by_status(echo_and_body: tuple[str, Body]) -> None:
     require_program("hey")
-    body = digit_body(tmp_path)
-    with start_echo(tmp_path) as echo:
-        answered = run_hey(f"{echo.url}/echo", body, connections=2, seconds=1)
-        missing = run_hey(f"{echo.url}/missing", body, connections=2, seconds=1)
+    url, body = echo_and_body
+    answered = run_hey(f"{url}/echo", body, connections=2, seconds=1)
+    missing = run_hey(f"{url}/missing", body, connections=2, seconds=1)
     assert answered.requests > 0 and answered.statuses == {200: answered.requests}
     assert answered.errors == 0 and 0 < answered.p50_ms <= answered.p99_ms
     assert missing.requests > 0 and missing.errors == missing.statuses[404] == missing.requests
