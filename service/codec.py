@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from service.errors import InvalidBase64, InvalidImage
-from service.png import PngHeader, decode_grey8, encode_grey8, read_header
+from service.png import PngHeader, canonical_grey8, decode_grey8, encode_grey8, read_header
 
 SIDE = 28
 DIGIT_BOX = 20  # MNIST fitted each digit in 20x20, then centred it by mass in 28x28
@@ -34,6 +34,20 @@ Fit = Literal["mnist", "stretch"]
 class ImageOptions:
     invert: Invert = "auto"
     fit: Fit = "mnist"
+
+
+# A digit the model's batch decodes itself (see `serving.to_model_input`): its PNG file, as
+# `png.canonical_grey8` rewrote it, and its `invert` option as a number.
+INVERT_CODES: dict[Invert, int] = {"false": 0, "true": 1, "auto": 2}
+MODEL_PNG = np.dtype([("file", object), ("invert", np.int8)])
+
+
+def model_png(data: bytes, header: PngHeader, options: ImageOptions) -> tuple[bytes, int] | None:
+    """A MODEL_PNG item for a 28x28 8-bit grey PNG, checked; None for any other image, which is
+    decoded here instead (`prepare`)."""
+    if not (header.is_plain_grey8 and header.width == header.height == SIDE):
+        return None
+    return canonical_grey8(data, header), INVERT_CODES[options.invert]
 
 
 def is_cheap(header: PngHeader) -> bool:

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 
 from service.batching import MicroBatcher, Timing
+from service.codec import MODEL_PNG
 
 Method = Literal["linear", "slerp"]
 
@@ -29,8 +30,9 @@ class Inference:
         self.timeout = timeout
 
     async def encode(self, images: np.ndarray) -> tuple[np.ndarray, Timing]:
-        """(k, 28, 28) float32 -> (k, D) float32."""
-        (embeddings,), timing = await self.batcher.submit("encode", images, self.timeout)
+        """(k, 28, 28) float32, or (k,) codec.MODEL_PNG files -> (k, D) float32."""
+        method = _method("encode", images)
+        (embeddings,), timing = await self.batcher.submit(method, images, self.timeout)
         return embeddings, timing
 
     async def decode(self, embeddings: np.ndarray) -> tuple[np.ndarray, Timing]:
@@ -39,8 +41,10 @@ class Inference:
         return images, timing
 
     async def reconstruct(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Timing]:
-        """(k, 28, 28) float32 -> (k, 28, 28) uint8 and each one's MSE (k,)."""
-        (pixels, mse), timing = await self.batcher.submit("reconstruct", images, self.timeout)
+        """(k, 28, 28) float32, or (k,) codec.MODEL_PNG files -> (k, 28, 28) uint8 and each
+        one's MSE (k,)."""
+        method = _method("reconstruct", images)
+        (pixels, mse), timing = await self.batcher.submit(method, images, self.timeout)
         return pixels, mse, timing
 
     async def interpolate(
@@ -51,6 +55,11 @@ class Inference:
         path = interpolate_path(start, end, t, method)  # (steps, D)
         images, timing = await self.decode(path)
         return Frames(t, path, images), timing
+
+
+def _method(name: str, images: np.ndarray) -> str:
+    """The model method for these images: files go to the one that decodes them in the batch."""
+    return f"{name}_png" if images.dtype == MODEL_PNG else name
 
 
 def interpolate_path(a: np.ndarray, b: np.ndarray, t: np.ndarray, method: Method) -> np.ndarray:

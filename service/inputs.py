@@ -119,6 +119,30 @@ def require_json(request: Request) -> None:
         raise _unsupported(kind, "application/json")
 
 
+async def model_input(
+    payloads: Sequence[Payload],
+    options: codec.ImageOptions,
+    max_side: int,
+    pool: Executor,
+    model_decodes_png: bool,
+) -> np.ndarray:
+    """PNG files -> what the model's batch takes: (k,) codec.MODEL_PNG when every file is a
+    28x28 8-bit grey PNG and the model can decode them, off the event loop; else the decoded
+    (k, 28, 28) float32 of `decode_images`."""
+    if not model_decodes_png:
+        return await decode_images(payloads, options, max_side, pool)
+    items = np.empty(len(payloads), codec.MODEL_PNG)  # (k,)
+    for i, (name, data) in enumerate(payloads):
+        try:
+            item = codec.model_png(data, read_header(data, max_side), options)
+        except ServiceError as exc:
+            raise _named(exc, name) from None
+        if item is None:
+            return await decode_images(payloads, options, max_side, pool)
+        items[i] = item
+    return items
+
+
 async def decode_images(
     payloads: Sequence[Payload], options: codec.ImageOptions, max_side: int, pool: Executor
 ) -> np.ndarray:

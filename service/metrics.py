@@ -47,7 +47,8 @@ class Metrics:
         self.stages = Histogram(
             "ae_stage_duration_seconds",
             "Time per stage of a request: decode (PNG/JSON in), queue (waiting for the model), "
-            "inference (the batch's forward pass), encode (PNG/JSON out)",
+            "inference (the batch's forward pass; for 28x28 grey PNGs, their decoding too), "
+            "encode (PNG/JSON out)",
             ["route", "stage"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.batch_size = Histogram(

@@ -66,6 +66,30 @@ def read_header(data: bytes, max_side: int) -> PngHeader:
 
 def decode_grey8(data: bytes, header: PngHeader) -> np.ndarray:
     """Pixels of a plain 8-bit grey PNG as (H, W) uint8."""
+    idat, raw = _checked_rows(data, header)
+    rows = np.frombuffer(raw, np.uint8).reshape(header.height, header.width + 1)  # (H, 1 + W)
+    filters = rows[:, 0]
+    if not filters.any():  # what this service writes
+        return rows[:, 1:]
+    if filters.max() > 2:  # Average and Paeth run pixel by pixel: C does that, not numpy
+        return _unfilter_in_pillow(idat, header)
+    return _unfilter_sub_up(rows[:, 1:], filters)
+
+
+def canonical_grey8(data: bytes, header: PngHeader) -> bytes:
+    """A plain 8-bit grey PNG, checked as `decode_grey8` checks it, rewritten as the minimal PNG
+    of the same pixels: IHDR, one IDAT of the rows still filtered but stored (not deflated),
+    IEND. The model's batch unfilters these in C, off the event loop (`serving.py`); that
+    decoder (libpng, through torchvision) crashes the process on some malformed streams, so it
+    is only ever given a file built here from rows whose length and filter bytes were checked."""
+    _, raw = _checked_rows(data, header)
+    ihdr = _IHDR.pack(header.width, header.height, 8, 0, 0, 0, 0)
+    return SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 0)) + _IEND
+
+
+def _checked_rows(data: bytes, header: PngHeader) -> tuple[bytes, bytes]:
+    """The IDAT stream and its rows inflated, (H * (1 + W)) bytes, each with a filter byte 0-4.
+    Every chunk's CRC is checked and the stream must inflate, completely, to exactly that."""
     idat = _collect_idat(data)
     row = header.width + 1  # one filter byte per row
     expected = row * header.height
@@ -76,13 +100,12 @@ def decode_grey8(data: bytes, header: PngHeader) -> np.ndarray:
         raise InvalidImage(f"PNG pixel data is corrupt ({exc})") from None
     if len(raw) != expected:
         raise InvalidImage(f"PNG pixel data has {len(raw)} bytes, the header implies {expected}")
-    rows = np.frombuffer(raw, np.uint8).reshape(header.height, row)  # (H, 1 + W)
-    filters = rows[:, 0]
-    if not filters.any():  # what this service writes
-        return rows[:, 1:]
-    if filters.max() > 2:  # Average and Paeth run pixel by pixel: C does that, not numpy
-        return _unfilter_in_pillow(idat, header)
-    return _unfilter_sub_up(rows[:, 1:], filters)
+    if not inflater.eof:
+        raise InvalidImage("PNG pixel data ends before its compressed stream does (truncated)")
+    highest = max(raw[::row])  # the filter bytes
+    if highest > 4:
+        raise InvalidImage(f"PNG row filter {highest} does not exist (filters are 0-4)")
+    return idat, raw
 
 
 def _unfilter_in_pillow(idat: bytes, header: PngHeader) -> np.ndarray:
@@ -92,7 +115,7 @@ def _unfilter_in_pillow(idat: bytes, header: PngHeader) -> np.ndarray:
     size = (header.width, header.height)
     try:
         image = Image.frombytes("L", size, idat, "zip", "L", 0)
-    except (ValueError, OSError) as exc:  # a filter byte beyond 4, say
+    except (ValueError, OSError) as exc:  # the rows were checked: this is a second line
         raise InvalidImage(f"PNG pixel data is corrupt ({exc})") from None
     return np.frombuffer(image.tobytes(), np.uint8).reshape(header.height, header.width)
 

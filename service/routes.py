@@ -58,11 +58,14 @@ def _name_serving_model(request: Request, rt: Runtime, timing: Timing) -> dict[s
 
 
 async def _images(request: Request, rt: Runtime, invert: str, fit: str) -> np.ndarray:
+    """The request's images as the model's batch takes them (see `inputs.model_input`)."""
     s = rt.settings
     payloads = await inputs.read_images(request, s.max_items)
     options = codec.ImageOptions(invert, fit)  # type: ignore[arg-type]
     assert rt.codec_pool is not None
-    return await inputs.decode_images(payloads, options, s.max_image_side, rt.codec_pool)
+    return await inputs.model_input(
+        payloads, options, s.max_image_side, rt.codec_pool, rt.model.decodes_png
+    )
 
 
 @router.post("/encode", summary="PNG digits to embeddings", **api_docs.ENCODE)  # type: ignore[arg-type]

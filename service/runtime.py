@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import logging
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from service import serving
+from service import codec, png, serving
 from service.batching import Outputs
 
 log = logging.getLogger("service")
@@ -26,7 +28,8 @@ log = logging.getLogger("service")
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 REQUIRED_KEYS = ("format_version", "name", "version", "input_shape", "embedding_dim")
-METHODS = ("encode", "decode", "reconstruct")
+# The `_png` methods take PNG files that the batch decodes (codec.MODEL_PNG), the others arrays.
+METHODS = ("encode", "decode", "reconstruct", "encode_png", "reconstruct_png")
 # Batches are padded up to one of these sizes: TorchScript and oneDNN then specialise and cache
 # seven shapes (all paid for at warm-up) instead of one per batch size met under load, which
 # costs compile stalls on the way and tens of MB of cached kernels.
@@ -62,6 +65,11 @@ class LoadedModel:
     @property
     def embedding_dim(self) -> int:
         return int(self.metadata["embedding_dim"])
+
+    @cached_property
+    def decodes_png(self) -> bool:
+        """Whether batches of PNG files (the `_png` methods) can be run."""
+        return serving.decodes_png(self.serving)
 
     @property
     def side(self) -> int:
@@ -139,11 +147,13 @@ def _parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
 
 
 def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
-    """Run every method on dummy batches of each size a batch is padded to: proves the shapes
-    and that decode stays in [0, 1], and pays TorchScript's first calls before any request."""
+    """Run every method on dummy batches of each size a batch is padded to: proves the shapes,
+    that decode stays in [0, 1] and that PNG files decoded in the batch become the same model
+    input as decoded here, and pays TorchScript's first calls before any request."""
     side, dim = model.side, model.embedding_dim
     for batch in BUCKETS:
-        x = torch.rand(batch, side, side)  # (B, 28, 28)
+        eight_bit = torch.randint(0, 256, (batch, side, side), dtype=torch.uint8)  # (B, 28, 28)
+        x = eight_bit.to(torch.float32) * (1 / 255)  # (B, 28, 28), as `codec.prepare` reads it
         choose_kernels(batch)
         with torch.inference_mode():
             try:
@@ -154,6 +164,10 @@ def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
                     z = model.serving.encode(x)  # (B, D)
                     pixels = model.serving.decode(z)  # (B, 28, 28) uint8
                     r, mse = model.serving(x)  # (B, 28, 28) uint8, (B,)
+                    if model.decodes_png:
+                        _check_png_methods(model, eight_bit, x)
+            except ModelLoadError:
+                raise
             except Exception as exc:
                 raise ModelLoadError(
                     f"model file {model.path.name} fails a test forward pass ({type(exc).__name__})"
@@ -165,6 +179,25 @@ def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
         _expect_shape(model, "forward", mse, (batch,))
         if not bool(torch.isfinite(y).all()) or float(y.min()) < 0 or float(y.max()) > 1:
             raise ModelLoadError(f"model file {model.path.name}: decode leaves [0, 1]")
+
+
+def _check_png_methods(model: LoadedModel, eight_bit: torch.Tensor, x: torch.Tensor) -> None:
+    """The same digits as PNG files: decoded in the batch, they must be `x` bit for bit."""
+    batch, side, _ = eight_bit.shape
+    files = np.empty(batch, codec.MODEL_PNG)  # (B,)
+    for i, image in enumerate(eight_bit.numpy()):
+        data = png.encode_grey8(image)
+        files[i] = (png.canonical_grey8(data, png.read_header(data, side)), 0)
+    args = _png_args(files)
+    if not torch.equal(serving.to_model_input(*args, batch), x):
+        raise ModelLoadError(
+            f"model file {model.path.name}: PNG files decoded in the batch differ from the same "
+            "files decoded on the event loop"
+        )
+    z = model.serving.encode_png(*args, batch)  # (B, D)
+    r, mse = model.serving.reconstruct_png(*args, batch)  # (B, 28, 28) uint8, (B,)
+    _expect_shape(model, "encode_png", z, (batch, model.embedding_dim))
+    _expect_shape(model, "reconstruct_png", r, (batch, side, side))
 
 
 def _expect_shape(
@@ -187,22 +220,39 @@ class Engine:
         """A batch's outputs, and the version of the model that made them."""
         model = self.model  # one model for the whole batch, even if a swap lands meanwhile
         count = len(items)
-        outputs = _run_padded(model.serving, method, _pad(items))
+        size = next((b for b in BUCKETS if b >= count), count)  # padded to a warmed shape
+        outputs = _run_batch(model.serving, method, items, size)
         return tuple(out[:count] for out in outputs), model.version
 
 
-def _run_padded(serving: torch.jit.ScriptModule, method: str, items: np.ndarray) -> Outputs:
-    x = torch.from_numpy(items)
-    choose_kernels(len(items))
+def _run_batch(
+    serving: torch.jit.ScriptModule, method: str, items: np.ndarray, size: int
+) -> Outputs:
+    choose_kernels(size)
     with torch.inference_mode():
+        if method == "encode_png":
+            return (serving.encode_png(*_png_args(items), size).numpy(),)  # (size, D)
+        if method == "reconstruct_png":
+            pixels, mse = serving.reconstruct_png(*_png_args(items), size)
+            return pixels.numpy(), mse.numpy()  # (size, 28, 28) uint8, (size,)
+        x = torch.from_numpy(_pad(items, size))
         if method == "encode":
-            return (serving.encode(x).numpy(),)  # (N, 28, 28) -> (N, D)
+            return (serving.encode(x).numpy(),)  # (size, 28, 28) -> (size, D)
         if method == "decode":
-            return (serving.decode(x).numpy(),)  # (N, D) -> (N, 28, 28) uint8
+            return (serving.decode(x).numpy(),)  # (size, D) -> (size, 28, 28) uint8
         if method == "reconstruct":
-            pixels, mse = serving(x)  # (N, 28, 28) uint8, (N,)
+            pixels, mse = serving(x)  # (size, 28, 28) uint8, (size,)
             return pixels.numpy(), mse.numpy()
     raise ValueError(f"unknown model method {method!r}")
+
+
+def _png_args(items: np.ndarray) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """(n,) codec.MODEL_PNG -> the files end to end, where each ends, each one's invert rule."""
+    files = list(items["file"])
+    joined = bytearray().join(files)  # writable, as torch.frombuffer wants
+    ends = list(itertools.accumulate(len(f) for f in files))
+    invert = torch.tensor(items["invert"].tolist(), dtype=torch.int8)  # (n,)
+    return torch.frombuffer(joined, dtype=torch.uint8), ends, invert
 
 
 def choose_kernels(batch: int) -> None:
@@ -212,10 +262,9 @@ def choose_kernels(batch: int) -> None:
     torch.backends.mkldnn.enabled = batch >= ONEDNN_FROM_BATCH  # type: ignore[assignment]  # a property
 
 
-def _pad(items: np.ndarray) -> np.ndarray:
-    """(n, ...) -> (bucket, ...) with zero rows after the n real ones."""
+def _pad(items: np.ndarray, size: int) -> np.ndarray:
+    """(n, ...) -> (size, ...) with zero rows after the n real ones."""
     count = len(items)
-    size = next((b for b in BUCKETS if b >= count), count)
     if size == count:
         return items
     padded = np.zeros((size, *items.shape[1:]), items.dtype)

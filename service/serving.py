@@ -4,14 +4,26 @@ The inference thread hands the GIL back to the event loop for every torch operat
 from Python, and under load each hand-back waits for the busy loop to let go again: a forward
 pass followed by an MSE, a rounding and two copies to the host costs ten waits a batch. Scripted
 together, a batch costs one.
+
+The same goes for decoding the digits that arrive as 28x28 8-bit grey PNGs (most of them):
+`PngServing`'s methods take the batch's files, as `png.canonical_grey8` rewrote them, and
+unfilter them with libpng inside the call, where the event loop would have spent about half of
+its time per request on it. libpng comes from torchvision's image library, loaded on its own.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import warnings
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+log = logging.getLogger("service")
+# torchvision's C++ image operators (torch.ops.image), by file name across its versions.
+IMAGE_LIBRARIES = ("image_stable.so", "image.so", "image_stable.pyd", "image.pyd")
 
 
 class Serving(nn.Module):
@@ -40,14 +52,76 @@ class Serving(nn.Module):
         return _to_uint8(y).cpu(), mse.cpu()
 
 
+class PngServing(Serving):
+    """`Serving`, and the same for batches of PNG files, which it decodes."""
+
+    @torch.jit.export
+    def encode_png(self, files: Tensor, ends: list[int], invert: Tensor, size: int) -> Tensor:
+        """PNG files (see `to_model_input`) -> embeddings (size, D); rows past the files are
+        padding."""
+        return self.encode(to_model_input(files, ends, invert, size))
+
+    @torch.jit.export
+    def reconstruct_png(
+        self, files: Tensor, ends: list[int], invert: Tensor, size: int
+    ) -> tuple[Tensor, Tensor]:
+        """PNG files (see `to_model_input`) -> what `forward` returns for them."""
+        return self.forward(to_model_input(files, ends, invert, size))
+
+
+def to_model_input(files: Tensor, ends: list[int], invert: Tensor, size: int) -> Tensor:
+    """n grey PNGs of one size, end to end in `files` (bytes, uint8) with `ends` where each one
+    ends, and each one's `invert` rule (n,) -> (size, H, W) float32 in [0, 1] as `codec.prepare`
+    makes it, zero rows after the n images. Bit for bit: `tests/test_serving.py`."""
+    images: list[Tensor] = []
+    start = 0
+    for end in ends:
+        images.append(torch.ops.image.decode_png(files[start:end], 0, False)[0])  # 0: as stored
+        start = end
+    pixels = torch.stack(images)  # (n, H, W) uint8
+    n, height, width = pixels.shape
+    light = pixels >= 128  # as float32 over 255, above one half
+    # Most of the frame light means dark ink on paper: the whole image's count less the inside's.
+    frame_light = light.sum(dim=(1, 2)) - light[:, 1:-1, 1:-1].sum(dim=(1, 2))  # (n,)
+    frame = height * width - max(height - 2, 0) * max(width - 2, 0)
+    flip = torch.where(invert == 2, 2 * frame_light > frame, invert == 1)  # codec.INVERT_CODES
+    grey = pixels.to(torch.float32) * (1.0 / 255.0)  # (n, H, W)
+    grey = torch.where(flip[:, None, None], 1.0 - grey, grey)
+    return torch.cat([grey, grey.new_zeros(size - n, height, width)])  # (size, H, W)
+
+
 def _to_uint8(y: Tensor) -> Tensor:
     """[0, 1] -> 0..255, rounding half to even (as numpy's rint does)."""
     return (y.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
 def script(model: torch.jit.ScriptModule, device: torch.device) -> torch.jit.ScriptModule:
+    wrapper = PngServing(model, device) if load_png_decoder() else Serving(model, device)
     with warnings.catch_warnings():
         # TorchScript is deprecated in this torch; the file format is our contract for now.
         warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
-        scripted: torch.jit.ScriptModule = torch.jit.script(Serving(model, device))
+        scripted: torch.jit.ScriptModule = torch.jit.script(wrapper)
     return scripted.eval()
+
+
+def decodes_png(serving: torch.jit.ScriptModule) -> bool:
+    return hasattr(serving, "reconstruct_png")
+
+
+def load_png_decoder() -> bool:
+    """Register torch.ops.image.decode_png from torchvision's image library alone: importing
+    torchvision would load all of it, some 160 MB more resident memory. Without the library
+    (torchvision has deprecated its image codecs), PNGs are decoded on the event loop."""
+    if hasattr(torch.ops.image, "decode_png"):
+        return True
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or spec.origin is None:
+        return False
+    folder = Path(spec.origin).parent
+    library = next((folder / name for name in IMAGE_LIBRARIES if (folder / name).exists()), None)
+    if library is not None:
+        try:
+            torch.ops.load_library(str(library))  # type: ignore[no-untyped-call]
+        except OSError as exc:
+            log.warning("torchvision's image library does not load (%s)", exc)
+    return hasattr(torch.ops.image, "decode_png")

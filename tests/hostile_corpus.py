@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -138,6 +139,14 @@ def png_cases(path: str) -> list[Case]:
           body=lambda: files.bad_crc(files.png(), b"IHDR")),
         c("bad-idat-crc", BAD_PNG, "the pixel chunk fails its CRC",
           body=lambda: files.bad_crc(files.png(), b"IDAT")),
+        c("grey-row-missing", BAD_PNG, "28x28 grey, one row short (libpng would crash on it)",
+          body=lambda: files.grey_rows(bytes(29 * 27))),
+        c("grey-row-extra", BAD_PNG, "28x28 grey, one row too many",
+          body=lambda: files.grey_rows(bytes(29 * 29))),
+        c("grey-filter-7", BAD_PNG, "28x28 grey, a row filter that does not exist",
+          body=lambda: files.grey_rows(bytes([7]) + bytes(29 * 28 - 1))),
+        c("grey-stream-unended", BAD_PNG, "28x28 grey, the zlib stream cut before its checksum",
+          body=lambda: files.grey_rows(b"", zlib.compress(bytes(29 * 28))[:-4])),
         c("claims-100000x100000", problem(413, "image-too-large"),
           "decompression bomb: refused from the header, before a pixel is inflated",
           body=files.huge_header),

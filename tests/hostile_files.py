@@ -59,6 +59,12 @@ def grey_png(pixels: np.ndarray, interlace: bool = False) -> bytes:
     return assemble(header, chunk(b"IDAT", zlib.compress(raw)))
 
 
+def grey_rows(rows: bytes, stream: bytes | None = None) -> bytes:
+    """A 28x28 8-bit grey PNG of these filtered rows (or of this zlib stream), however wrong.
+    Such a file is the kind the model's batch decodes with libpng, which crashes on some."""
+    return assemble(ihdr(28, 28), chunk(b"IDAT", zlib.compress(rows) if stream is None else stream))
+
+
 def _rows(pixels: np.ndarray) -> bytes:
     rows = np.zeros((pixels.shape[0], pixels.shape[1] + 1), np.uint8)  # (H, 1 + W)
     rows[:, 1:] = pixels

@@ -218,3 +218,48 @@ def test_negotiation(accept: str | None, fmt: str | None, offered: tuple, chosen
 def test_negotiation_refuses(accept: str | None, fmt: str | None) -> None:
     with pytest.raises(NotAcceptable):
         choose_format(accept, fmt, ("json",))
+
+
+@pytest.mark.parametrize("filters", [[0], [1], [2], [3], [4], [4, 0, 3, 1, 2]])
+def test_canonical_file_holds_the_same_pixels(filters: list[int]) -> None:
+    """What the model's batch decodes: IHDR, one stored IDAT of the same filtered rows, IEND."""
+    pixels = np.random.default_rng(5).integers(0, 256, (28, 28), dtype=np.uint8)
+    data = filtered_png(pixels, filters)
+    canonical = png.canonical_grey8(data, png.read_header(data, 2048))
+    header = png.read_header(canonical, 28)
+    np.testing.assert_array_equal(png.decode_grey8(canonical, header), pixels)
+    with Image.open(io.BytesIO(canonical)) as image:
+        np.testing.assert_array_equal(np.asarray(image), pixels)
+
+
+def _grey_file(rows: bytes, stream: bytes | None = None) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+    idat = zlib.compress(rows) if stream is None else stream
+    return (
+        png.SIGNATURE + png._chunk(b"IHDR", ihdr)
+        + png._chunk(b"IDAT", idat) + png._chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+ROWS = bytes(29 * 28)  # 28 rows of filter 0 and 28 black pixels
+
+
+@pytest.mark.parametrize(
+    ("data", "cause"),
+    [
+        (_grey_file(ROWS[:-29]), "has 783 bytes"),  # a row short: libpng would crash the process
+        (_grey_file(ROWS + bytes(29)), "has 813 bytes"),
+        (_grey_file(b"", zlib.compress(ROWS)[:-4]), "ends before its compressed stream"),
+        (_grey_file(bytes([5]) + ROWS[1:]), "row filter 5 does not exist"),
+        (_grey_file(ROWS[: 29 * 27] + bytes([255]) + ROWS[29 * 27 + 1 :]), "row filter 255"),
+        (_grey_file(b"", b"not zlib at all"), "pixel data is corrupt"),
+        (_grey_file(ROWS)[:-5], "truncated"),
+    ],
+    ids=["short", "long", "no-stream-end", "filter-5", "filter-255", "not-zlib", "no-iend"],
+)
+def test_canonical_file_refuses_what_the_batch_must_not_see(data: bytes, cause: str) -> None:
+    header = png.read_header(data, 2048)
+    with pytest.raises(InvalidImage, match=cause):
+        png.canonical_grey8(data, header)
+    with pytest.raises(InvalidImage):
+        png.decode_grey8(data, header)  # the event loop's own decoder agrees

@@ -1,5 +1,6 @@
 """The scripted serving methods against the plain model and numpy: the same pixels, the same
-embeddings, whichever CPU kernels a batch size picks."""
+embeddings, whichever CPU kernels a batch size picks, and whether the PNGs were decoded on the
+event loop or in the batch."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from service import serving
+from service import codec, png, runtime, serving
 from service.runtime import ONEDNN_FROM_BATCH, Engine, load_model
 from service.settings import DEFAULT_MODEL_PATH
+from tests.test_codec import filtered_png
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +58,52 @@ def test_a_digit_alone_and_in_a_large_batch_agree(engine: Engine) -> None:
     (pixels_batched, mse_batched), _ = engine.run("reconstruct", digits)
     assert np.abs(pixels_alone[0].astype(int) - pixels_batched[0].astype(int)).max() <= 1
     np.testing.assert_allclose(mse_alone[0], mse_batched[0], rtol=1e-4)
+
+
+def _files(datas: list[bytes], invert: str) -> np.ndarray:
+    items = np.empty(len(datas), codec.MODEL_PNG)
+    for i, data in enumerate(datas):
+        items[i] = codec.model_png(data, png.read_header(data, 2048), codec.ImageOptions(invert))
+    return items
+
+
+@pytest.mark.parametrize("invert", ["auto", "true", "false"])
+def test_files_decoded_in_the_batch_are_what_the_event_loop_makes(invert: str) -> None:
+    """Bit for bit, whatever the rows' filters, on dark and on light paper."""
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(6)]
+    images[1][:, :] = 255  # light paper, dark ink: "auto" inverts it
+    images[1][10:18, 12:16] = 0
+    images[2] = 255 - images[1]
+    datas = [filtered_png(image, filters) for image, filters in
+             zip(images, ([0], [4], [1, 2], [3], [4, 0, 3, 1, 2], [2]), strict=True)]  # fmt: skip
+    options = codec.ImageOptions(invert)  # type: ignore[arg-type]
+    want = np.stack([codec.decode_image(data, options, 2048) for data in datas])
+    got = serving.to_model_input(*runtime._png_args(_files(datas, invert)), 8)
+    np.testing.assert_array_equal(got[:6].numpy(), want)
+    assert not got[6:].any()  # the padding
+
+
+def test_files_and_arrays_give_the_same_answers(engine: Engine) -> None:
+    digits = np.random.default_rng(2).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    datas = [png.encode_grey8(d) for d in digits]
+    arrays = np.stack([codec.decode_image(d, codec.ImageOptions(), 2048) for d in datas])
+    (z_files,), _ = engine.run("encode_png", _files(datas, "auto"))
+    (z_arrays,), _ = engine.run("encode", arrays)
+    np.testing.assert_array_equal(z_files, z_arrays)
+    (pixels_files, mse_files), _ = engine.run("reconstruct_png", _files(datas, "auto"))
+    (pixels_arrays, mse_arrays), _ = engine.run("reconstruct", arrays)
+    np.testing.assert_array_equal(pixels_files, pixels_arrays)
+    np.testing.assert_array_equal(mse_files, mse_arrays)
+
+
+def test_without_torchvision_image_library_pngs_are_decoded_on_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torchvision has deprecated its image codecs: where they are gone, the service still
+    serves, decoding every PNG on the event loop."""
+    monkeypatch.setattr(serving, "load_png_decoder", lambda: False)
+    model = load_model(DEFAULT_MODEL_PATH, torch.device("cpu"))
+    assert not model.decodes_png
+    (pixels, mse), _ = Engine(model).run("reconstruct", np.zeros((2, 28, 28), np.float32))
+    assert pixels.shape == (2, 28, 28) and mse.shape == (2,)
