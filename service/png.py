@@ -1,10 +1,11 @@
 """PNG at the byte level: header checks for every file, and a fast path for 8-bit grey.
 
 Reading the header first lets the service refuse a huge image before a pixel is inflated.
-Most digits arrive (and all leave) as small 8-bit greyscale PNGs; for those, zlib and numpy (and
-for Average and Paeth rows, Pillow's pixel decoder alone) do the job in a few microseconds, where
-a general decoder costs ten times that on the event loop. Anything else goes to Pillow's full
-decoder (see `codec.py`).
+Most digits arrive (and all leave) as small 8-bit greyscale PNGs. A 28x28 one is checked here and
+rewritten (`canonical_grey8`) for the model's batch to decode; other sizes are decoded here with
+zlib and numpy (and, for Average and Paeth rows, Pillow's pixel decoder alone), where a general
+decoder costs ten times that on the event loop. Anything else goes to Pillow's full decoder
+(see `codec.py`).
 """
 
 from __future__ import annotations
