@@ -7,7 +7,6 @@ neither disk nor device.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +18,7 @@ import torch
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from service import admin, page, probes, routes
+from service import admin, heap, page, probes, routes
 from service.api_docs import API_DESCRIPTION
 from service.auth import APIKeys
 from service.batching import MicroBatcher
@@ -131,11 +130,7 @@ async def start(runtime: Runtime, model: LoadedModel | None) -> None:
     runtime.codec_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codec")
     runtime.reloader = Reloader(runtime.engine, runtime.metrics, settings)
     publish(runtime.metrics, model)
-    # What is loaded by now (torch, the app, the model: some 220,000 objects) lives as long as
-    # the process. Frozen, a full garbage collection need not walk it: 0.1 s less, paid inside
-    # the latency of every request in flight when one runs.
-    gc.collect()
-    gc.freeze()
+    heap.settle()
     runtime.ready = True
     log.info(
         "ready in %.2f s: model %s %s on %s, %d torch threads, batches of up to %d",

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from service import heap
 from service.errors import ModelRejected, NotFound, ServiceError
 from service.metrics import Metrics
 from service.runtime import Engine, LoadedModel, ModelLoadError, load_model
@@ -77,6 +78,7 @@ class Reloader:
                 log.warning("reload refused: %s; still serving %s", exc.detail, previous.version)
                 raise
             self.engine.model = model  # atomic: the next batch runs on the new model
+            heap.release_free_heap()  # the warm-up's scratch memory
             publish(self.metrics, model)
             self.metrics.reloads.labels("ok").inc()
             seconds = time.perf_counter() - began
