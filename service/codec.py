@@ -36,15 +36,24 @@ class ImageOptions:
     fit: Fit = "mnist"
 
 
-# A digit the model's batch decodes itself (see `serving.to_model_input`): its PNG file, as
-# `png.canonical_grey8` rewrote it, and its `invert` option as a number.
+# Digits the model's batch decodes itself (see `serving.to_model_input`) travel as the rows of
+# an object array (k, 2): a PNG file, as `png.canonical_grey8` rewrote it, and its `invert`
+# option as a number. A structured dtype would read better, but numpy concatenates 32 of those
+# in 160 µs against 11 µs for these, and the event loop does it for every batch.
 INVERT_CODES: dict[Invert, int] = {"false": 0, "true": 1, "auto": 2}
-MODEL_PNG = np.dtype([("file", object), ("invert", np.int8)])
+
+
+def png_items(count: int) -> np.ndarray:
+    return np.empty((count, 2), object)  # (k, 2): file, invert code
+
+
+def are_png_items(items: np.ndarray) -> bool:
+    return items.dtype == object
 
 
 def model_png(data: bytes, header: PngHeader, options: ImageOptions) -> tuple[bytes, int] | None:
-    """A MODEL_PNG item for a 28x28 8-bit grey PNG, checked; None for any other image, which is
-    decoded here instead (`prepare`)."""
+    """A row of `png_items` for a 28x28 8-bit grey PNG, checked; None for any other image,
+    which is decoded here instead (`prepare`)."""
     if not (header.is_plain_grey8 and header.width == header.height == SIDE):
         return None
     return canonical_grey8(data, header), INVERT_CODES[options.invert]

@@ -17,33 +17,36 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     # Set from AE_REQUEST_TIMEOUT by `python -m service` (and in each worker) before serving.
     head_timeout: float = 10.0
     _head_timer: asyncio.TimerHandle | None = None
+    _head_began: float | None = None  # when the head in progress began; None between heads
+
+    # One timer per connection, moved along lazily: a timer set and cancelled for every request
+    # cost more event-loop time than the rest of this class.
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._head_began = self.loop.time()  # saying nothing at all counts as a slow head
+        self._head_timer = self.loop.call_later(self.head_timeout, self._check_head)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm()
+        self._head_began = self.loop.time()
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._head_began = None
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
-
-    def _disarm(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        super().connection_lost(exc)
 
-    def _head_too_slow(self) -> None:
-        self._head_timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
+    def _check_head(self) -> None:
+        began, now = self._head_began, self.loop.time()
+        if began is not None and now - began >= self.head_timeout:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+            return
+        due = (began if began is not None else now) + self.head_timeout
+        self._head_timer = self.loop.call_at(due, self._check_head)

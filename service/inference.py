@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from service.batching import MicroBatcher, Timing
-from service.codec import MODEL_PNG
+from service.codec import are_png_items
 
 Method = Literal["linear", "slerp"]
 
@@ -30,7 +30,7 @@ class Inference:
         self.timeout = timeout
 
     async def encode(self, images: np.ndarray) -> tuple[np.ndarray, Timing]:
-        """(k, 28, 28) float32, or (k,) codec.MODEL_PNG files -> (k, D) float32."""
+        """(k, 28, 28) float32, or (k, 2) `codec.png_items` -> (k, D) float32."""
         method = _method("encode", images)
         (embeddings,), timing = await self.batcher.submit(method, images, self.timeout)
         return embeddings, timing
@@ -41,7 +41,7 @@ class Inference:
         return images, timing
 
     async def reconstruct(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Timing]:
-        """(k, 28, 28) float32, or (k,) codec.MODEL_PNG files -> (k, 28, 28) uint8 and each
+        """(k, 28, 28) float32, or (k, 2) `codec.png_items` -> (k, 28, 28) uint8 and each
         one's MSE (k,)."""
         method = _method("reconstruct", images)
         (pixels, mse), timing = await self.batcher.submit(method, images, self.timeout)
@@ -59,7 +59,7 @@ class Inference:
 
 def _method(name: str, images: np.ndarray) -> str:
     """The model method for these images: files go to the one that decodes them in the batch."""
-    return f"{name}_png" if images.dtype == MODEL_PNG else name
+    return f"{name}_png" if are_png_items(images) else name
 
 
 def interpolate_path(a: np.ndarray, b: np.ndarray, t: np.ndarray, method: Method) -> np.ndarray:

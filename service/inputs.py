@@ -148,12 +148,12 @@ async def model_input(
     pool: Executor,
     model_decodes_png: bool,
 ) -> np.ndarray:
-    """PNG files -> what the model's batch takes: (k,) codec.MODEL_PNG when every file is a
+    """PNG files -> what the model's batch takes: (k, 2) codec.png_items when every file is a
     28x28 8-bit grey PNG and the model can decode them, off the event loop; else the decoded
     (k, 28, 28) float32 of `decode_images`."""
     if not model_decodes_png:
         return await decode_images(payloads, options, max_side, pool)
-    items = np.empty(len(payloads), codec.MODEL_PNG)  # (k,)
+    items = codec.png_items(len(payloads))  # (k, 2)
     for i, (name, data) in enumerate(payloads):
         try:
             item = codec.model_png(data, read_header(data, max_side), options)

@@ -28,7 +28,7 @@ log = logging.getLogger("service")
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 REQUIRED_KEYS = ("format_version", "name", "version", "input_shape", "embedding_dim")
-# The `_png` methods take PNG files that the batch decodes (codec.MODEL_PNG), the others arrays.
+# The `_png` methods take PNG files that the batch decodes (codec.png_items), the others arrays.
 METHODS = ("encode", "decode", "reconstruct", "encode_png", "reconstruct_png")
 # Batches are padded up to one of these sizes: TorchScript and oneDNN then specialise and cache
 # seven shapes (all paid for at warm-up) instead of one per batch size met under load, which
@@ -184,7 +184,7 @@ def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
 def _check_png_methods(model: LoadedModel, eight_bit: torch.Tensor, x: torch.Tensor) -> None:
     """The same digits as PNG files: decoded in the batch, they must be `x` bit for bit."""
     batch, side, _ = eight_bit.shape
-    files = np.empty(batch, codec.MODEL_PNG)  # (B,)
+    files = codec.png_items(batch)  # (B, 2)
     for i, image in enumerate(eight_bit.numpy()):
         data = png.encode_grey8(image)
         files[i] = (png.canonical_grey8(data, png.read_header(data, side)), 0)
@@ -247,11 +247,11 @@ def _run_batch(
 
 
 def _png_args(items: np.ndarray) -> tuple[torch.Tensor, list[int], torch.Tensor]:
-    """(n,) codec.MODEL_PNG -> the files end to end, where each ends, each one's invert rule."""
-    files = list(items["file"])
+    """(n, 2) codec.png_items -> the files end to end, where each ends, each one's invert rule."""
+    files = list(items[:, 0])
     joined = bytearray().join(files)  # writable, as torch.frombuffer wants
     ends = list(itertools.accumulate(len(f) for f in files))
-    invert = torch.tensor(items["invert"].tolist(), dtype=torch.int8)  # (n,)
+    invert = torch.tensor(items[:, 1].tolist(), dtype=torch.int8)  # (n,)
     return torch.frombuffer(joined, dtype=torch.uint8), ends, invert
 
 

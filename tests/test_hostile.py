@@ -180,6 +180,18 @@ def test_stalled_headers_are_cut_off(hostile_service: Service) -> None:
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408")
 
 
+def test_a_kept_alive_connection_outlives_the_head_deadline(hostile_service: Service) -> None:
+    """The head deadline runs per head, not per connection: requests spread over three
+    deadlines on one connection are all answered."""
+    png = files.png()
+    request = head("/encode", "Content-Type: image/png", f"Content-Length: {len(png)}") + png
+    with socket.create_connection(("127.0.0.1", hostile_service.port), timeout=5) as sock:
+        for _ in range(8):  # 8 x 0.4 deadlines
+            sock.sendall(request)
+            assert read_response(sock, time.monotonic() + 5).status == 200
+            time.sleep(BODY_TIMEOUT * 0.4)
+
+
 def test_drip_fed_body_meets_one_deadline(hostile_service: Service) -> None:
     body = as_json({"embedding": [0.0] * 64})
     started = time.monotonic()

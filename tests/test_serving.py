@@ -61,7 +61,7 @@ def test_a_digit_alone_and_in_a_large_batch_agree(engine: Engine) -> None:
 
 
 def _files(datas: list[bytes], invert: str) -> np.ndarray:
-    items = np.empty(len(datas), codec.MODEL_PNG)
+    items = codec.png_items(len(datas))
     for i, data in enumerate(datas):
         items[i] = codec.model_png(data, png.read_header(data, 2048), codec.ImageOptions(invert))
     return items
