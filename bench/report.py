@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bench.run import CROSSCHECK_AT, ECHO, EXTERNAL, ROUTES, Cell, CrossCheck, Run
+from bench.run import CROSSCHECK_AT, ECHO, EXTERNAL, ROUTES, SETTLE_S, Cell, CrossCheck, Run
 from bench.wrk import WrkResult
 
 TARGET_SHARE = 0.60  # /reconstruct at c=64 as a share of echo's requests/s
@@ -262,8 +262,9 @@ def _setting(run: Run) -> str:
         *_service_lines(run),
         *_echo_lines(run),
         f"- Load: wrk, {o.threads} thread{'s' if o.threads > 1 else ''}, `-c` connections as in "
-        f"each row, {o.seconds:g} s measured after a {o.warmup:g} s warm-up that is not counted, "
-        f"`--timeout {o.timeout_s:g}s`; client and server share the machine's cores.",
+        f"each row, {o.seconds:g} s measured after a {o.warmup:g} s warm-up that is not counted "
+        f"and a {SETTLE_S:g} s pause, `--timeout {o.timeout_s:g}s`; client and server share the "
+        "machine's cores.",
         *(
             [
                 f"- Cross-check: hey at {CROSSCHECK_AT} connections, same seconds, warm-up and "

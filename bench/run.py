@@ -1,6 +1,7 @@
 """The bench's plan and its loop: servers started once per mode, one wrk cell per target and
-concurrency, each after a short warm-up that is not counted, and at 256 connections a hey run
-on echo and /reconstruct as a cross-check of wrk's tail (see bench/hey.py)."""
+concurrency, each after a short warm-up that is not counted and a pause (`SETTLE_S`), and at
+256 connections a hey run on echo and /reconstruct as a cross-check of wrk's tail (see
+bench/hey.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ ECHO = "echo"  # the mode label of the echo app's cells
 EXTERNAL = "as running"  # the mode label of cells against --url
 CROSSCHECK_AT = 256  # connections
 CROSSCHECKED = (ECHO, "reconstruct")  # targets, with batching on
+
+
+# A pause between a cell's warm-up and its measured run. The warm-up stops with up to one
+# request per connection in flight; while the server finished those and closed their
+# connections, the measured run opened its own, and at 256 connections that alone put 0.4 to
+# 1.3 s into wrk's p99 (0.15 s with the pause). The service's own latency histogram had every
+# one of those requests under 0.2 s: the delay was in the connections, not the service.
+SETTLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,8 @@ def planned_seconds(options: Options) -> float:
     service = sum(t in SERVICE_TARGETS for t in options.targets) * modes
     cells = (service + (ECHO in options.targets)) * len(options.concurrency)
     checks = sum(t in CROSSCHECKED for t in options.targets) if _crosschecking(options) else 0
-    return (cells + checks) * (options.seconds + options.warmup + 0.5)
+    settle = SETTLE_S if options.warmup > 0 else 0.0
+    return (cells + checks) * (options.seconds + options.warmup + settle + 0.5)
 
 
 def _crosschecking(options: Options) -> bool:
@@ -161,6 +171,7 @@ def _measure(run: Run, server: Server, target: str, mode: str, connections: int)
     try:
         if o.warmup > 0:
             run_wrk(url, body, connections, o.warmup, o.threads, o.timeout_s)
+            time.sleep(SETTLE_S)
         with PeakRSS(server.pid) as rss:
             cell.result = run_wrk(url, body, connections, o.seconds, o.threads, o.timeout_s)
         cell.peak_rss_mb = rss.mb
@@ -179,6 +190,7 @@ def _crosscheck(run: Run, server: Server, target: str, mode: str) -> CrossCheck:
     try:
         if o.warmup > 0:
             run_hey(url, body, CROSSCHECK_AT, o.warmup, o.timeout_s)
+            time.sleep(SETTLE_S)
         check.result = run_hey(url, body, CROSSCHECK_AT, o.seconds, o.timeout_s)
     except (WrkFailed, OSError) as exc:
         check.failure = str(exc)
