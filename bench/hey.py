@@ -1,10 +1,9 @@
 """One hey run against one URL: the cross-check at the highest concurrency.
 
-wrk drives every cell from one thread. At 256 connections on two shared cores it shows tails of
-seconds, and timeouts, even against the echo app, which hey (many goroutines) does not see. The
-bench runs hey on those cells too, so that the tail a reader sees is the server's, not the load
-generator's. hey reads no response headers: its 503s are counted apart, on trust that they carry
-Retry-After (tests/test_overload.py checks that they do).
+wrk drives every cell from one thread, on cores it shares with the server. hey drives the same
+cells from many goroutines. At 256 connections the bench runs hey too, so that a reader can tell
+the server's tail from one load generator's. hey reads no response headers: its 503s are
+counted apart, on trust that they carry Retry-After (tests/test_overload.py checks that they do).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 
-from bench.wrk import Body, WrkFailed
+from bench.wrk import Body, LoadGeneratorFailed
 
 _TOTAL = re.compile(r"^\s*Total:\s+([\d.]+) secs", re.M)
 _PERCENTILE = re.compile(r"^\s*(\d+)% in ([\d.]+) secs", re.M)
@@ -62,14 +61,15 @@ def run_hey(
     argv = command(url, body, connections, seconds, timeout_s)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     if done.returncode != 0:
-        raise WrkFailed(f"hey exited with {done.returncode}: {done.stderr.strip()[-500:]}")
+        why = done.stderr.strip()[-500:]
+        raise LoadGeneratorFailed(f"hey exited with {done.returncode}: {why}")
     return parse_output(done.stdout)
 
 
 def parse_output(stdout: str) -> HeyResult:
     total = _TOTAL.search(stdout)
     if total is None:
-        raise WrkFailed(f"hey printed no summary:\n{stdout[-1000:]}")
+        raise LoadGeneratorFailed(f"hey printed no summary:\n{stdout[-1000:]}")
     percentiles = {int(p): float(s) * 1000 for p, s in _PERCENTILE.findall(stdout)}
     statuses_text, _, errors_text = stdout.partition("Error distribution:")
     statuses = {int(code): int(n) for code, n in _STATUS.findall(statuses_text)}

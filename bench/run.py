@@ -22,7 +22,7 @@ import httpx
 from bench import machine, payloads
 from bench.hey import HeyResult, run_hey
 from bench.servers import PeakRSS, Server, StartFailed, start_echo, start_service
-from bench.wrk import Body, WrkFailed, WrkResult, run_wrk
+from bench.wrk import Body, LoadGeneratorFailed, WrkResult, run_wrk
 
 ROUTES = {"reconstruct": "/reconstruct", "encode": "/encode", "decode": "/decode", "echo": "/echo"}
 BODY_OF = {"reconstruct": "png", "encode": "png", "decode": "embedding", "echo": "png"}
@@ -175,7 +175,7 @@ def _measure(run: Run, server: Server, target: str, mode: str, connections: int)
         with PeakRSS(server.pid) as rss:
             cell.result = run_wrk(url, body, connections, o.seconds, o.threads, o.timeout_s)
         cell.peak_rss_mb = rss.mb
-    except (WrkFailed, OSError) as exc:
+    except (LoadGeneratorFailed, OSError) as exc:
         cell.failure = str(exc)
     _say(_progress_line(cell))
     return cell
@@ -192,7 +192,7 @@ def _crosscheck(run: Run, server: Server, target: str, mode: str) -> CrossCheck:
             run_hey(url, body, CROSSCHECK_AT, o.warmup, o.timeout_s)
             time.sleep(SETTLE_S)
         check.result = run_hey(url, body, CROSSCHECK_AT, o.seconds, o.timeout_s)
-    except (WrkFailed, OSError) as exc:
+    except (LoadGeneratorFailed, OSError) as exc:
         check.failure = str(exc)
     r = check.result
     _say(

@@ -41,8 +41,8 @@ class WrkResult:
         return self.other_status + self.socket_errors
 
 
-class WrkFailed(RuntimeError):
-    """wrk exited badly or printed no result line."""
+class LoadGeneratorFailed(RuntimeError):
+    """wrk or hey exited badly or printed no result."""
 
 
 def command(
@@ -69,14 +69,15 @@ def run_wrk(
     argv = command(url, body, connections, seconds, threads, timeout_s)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     if done.returncode != 0:
-        raise WrkFailed(f"wrk exited with {done.returncode}: {done.stderr.strip()[-500:]}")
+        why = done.stderr.strip()[-500:]
+        raise LoadGeneratorFailed(f"wrk exited with {done.returncode}: {why}")
     return parse_output(done.stdout)
 
 
 def parse_output(stdout: str) -> WrkResult:
     lines = [line for line in stdout.splitlines() if line.startswith(MARKER)]
     if not lines:
-        raise WrkFailed(f"wrk printed no {MARKER.strip()} line:\n{stdout[-1000:]}")
+        raise LoadGeneratorFailed(f"wrk printed no {MARKER.strip()} line:\n{stdout[-1000:]}")
     raw = json.loads(lines[-1][len(MARKER) :])
     return WrkResult(
         requests=raw["requests"],

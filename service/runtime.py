@@ -160,12 +160,14 @@ def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
                 y = model.module.decode(
                     model.module.encode(x[:, None].to(model.device))
                 )  # (B, 1, 28, 28)
+                files = _test_files(model, eight_bit, x) if model.decodes_png else None
                 for _ in range(rounds):
                     z = model.serving.encode(x)  # (B, D)
                     pixels = model.serving.decode(z)  # (B, 28, 28) uint8
                     r, mse = model.serving(x)  # (B, 28, 28) uint8, (B,)
-                    if model.decodes_png:
-                        _check_png_methods(model, eight_bit, x)
+                    if files is not None:
+                        z_png = model.serving.encode_png(*files, batch)  # (B, D)
+                        r_png, _ = model.serving.reconstruct_png(*files, batch)  # (B, 28, 28)
             except ModelLoadError:
                 raise
             except Exception as exc:
@@ -177,12 +179,18 @@ def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
         _expect_shape(model, "decode", pixels, (batch, side, side))
         _expect_shape(model, "forward", r, (batch, side, side))
         _expect_shape(model, "forward", mse, (batch,))
+        if files is not None:
+            _expect_shape(model, "encode_png", z_png, (batch, dim))
+            _expect_shape(model, "reconstruct_png", r_png, (batch, side, side))
         if not bool(torch.isfinite(y).all()) or float(y.min()) < 0 or float(y.max()) > 1:
             raise ModelLoadError(f"model file {model.path.name}: decode leaves [0, 1]")
 
 
-def _check_png_methods(model: LoadedModel, eight_bit: torch.Tensor, x: torch.Tensor) -> None:
-    """The same digits as PNG files: decoded in the batch, they must be `x` bit for bit."""
+def _test_files(
+    model: LoadedModel, eight_bit: torch.Tensor, x: torch.Tensor
+) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """The arguments of the `_png` methods for `eight_bit` (B, 28, 28) as PNG files, once it is
+    proven that the batch decodes them to `x` bit for bit."""
     batch, side, _ = eight_bit.shape
     files = codec.png_items(batch)  # (B, 2)
     for i, image in enumerate(eight_bit.numpy()):
@@ -194,10 +202,7 @@ def _check_png_methods(model: LoadedModel, eight_bit: torch.Tensor, x: torch.Ten
             f"model file {model.path.name}: PNG files decoded in the batch differ from the same "
             "files decoded on the event loop"
         )
-    z = model.serving.encode_png(*args, batch)  # (B, D)
-    r, mse = model.serving.reconstruct_png(*args, batch)  # (B, 28, 28) uint8, (B,)
-    _expect_shape(model, "encode_png", z, (batch, model.embedding_dim))
-    _expect_shape(model, "reconstruct_png", r, (batch, side, side))
+    return args
 
 
 def _expect_shape(
