@@ -3,7 +3,9 @@
 uvicorn times out idle kept-alive connections, but not a client that connects and says nothing,
 nor one that stops in the middle of its headers: each holds a connection (and a file
 descriptor) for as long as it likes. Here a request head that is not complete within
-`head_timeout` seconds closes the connection. The body has its own deadline (middleware.py).
+`head_timeout` seconds closes the connection. The body has its own deadline (middleware.py),
+which it can skip when this protocol marks the request's scope `BODY_RECEIVED`: the server
+already holds the whole body, as it does for nearly every digit (head and body come in one read).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+BODY_RECEIVED = "service.body_received"  # scope key: True once the server holds the whole body
 
 
 class HeadDeadlineProtocol(HttpToolsProtocol):
@@ -34,6 +38,10 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_began = None
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]  # a key of our own
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.connections import BODY_RECEIVED
 from service.errors import BodyTimeout, PayloadTooLarge, problem_response
 from service.metrics import Metrics
 
@@ -68,7 +69,7 @@ class RequestContext:
             if declared is not None and declared > self.max_body_bytes:
                 await self._refuse_declared(declared, request_id, send_with_headers)
             else:
-                await self.app(scope, self._limited(receive), send_with_headers)
+                await self.app(scope, self._limited(scope, receive), send_with_headers)
         finally:
             self.metrics.in_flight.dec()
             self.metrics.observe_request(_route_label(scope), status, time.perf_counter() - started)
@@ -81,7 +82,7 @@ class RequestContext:
         response = problem_response(exc.status, exc.body(), request_id, {"Connection": "close"})
         await response({"type": "http"}, _no_body, send)
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
         limit, timeout, seen, complete = self.max_body_bytes, self.body_timeout, 0, False
 
         deadline = asyncio.get_running_loop().time() + timeout  # for the whole body
@@ -90,13 +91,19 @@ class RequestContext:
             nonlocal seen, complete
             if complete:  # after the body, receive only waits for a disconnect: no deadline
                 return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTimeout(
-                    f"the request body did not arrive within {timeout:g} s; received {seen} bytes"
-                ) from None
+            if scope.get(BODY_RECEIVED):
+                # The server holds the whole body, so it comes at once. A deadline would cost a
+                # timer set and cancelled: an eighth of a digit's event-loop time.
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    raise BodyTimeout(
+                        f"the request body did not arrive within {timeout:g} s; "
+                        f"received {seen} bytes"
+                    ) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
