@@ -90,7 +90,7 @@ def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
         server_header=False,  # no versions advertised
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         loop="uvloop",
-        http=HeadDeadlineProtocol,  # httptools, with a deadline on request heads
+        http=HeadDeadlineProtocol,  # httptools, with a head deadline and problem+json refusals
         **extra,  # type: ignore[arg-type]
     )
 

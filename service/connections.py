@@ -1,4 +1,4 @@
-"""uvicorn's HTTP/1.1 protocol with a deadline on request heads.
+"""uvicorn's HTTP/1.1 protocol with a deadline on request heads, and problem+json refusals.
 
 uvicorn times out idle kept-alive connections, but not a client that connects and says nothing,
 nor one that stops in the middle of its headers: each holds a connection (and a file
@@ -6,13 +6,21 @@ descriptor) for as long as it likes. Here a request head that is not complete wi
 `head_timeout` seconds closes the connection. The body has its own deadline (middleware.py),
 which it can skip when this protocol marks the request's scope `BODY_RECEIVED`: the server
 already holds the whole body, as it does for nearly every digit (head and body come in one read).
+
+A request the HTTP parser cannot read (two Content-Lengths, a chunk size that is not hex...)
+never reaches the app. uvicorn refuses it with a plain-text 400; here it gets problem+json
+`bad-http`, naming the parser's reason, like every other refusal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.errors import PROBLEM_MEDIA_TYPE, MalformedHTTP, problem_json
 
 BODY_RECEIVED = "service.body_received"  # scope key: True once the server holds the whole body
 
@@ -42,6 +50,23 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]  # a key of our own
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn calls this while handling the parser's exception, which says what was wrong.
+        reason = sys.exc_info()[1] or msg
+        request_id = os.urandom(8).hex()  # no request context exists before the head is read
+        problem = MalformedHTTP(f"the request is not valid HTTP/1.1: {reason}").body()
+        body = problem_json(problem, request_id)
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [b"%s: %s\r\n" % pair for pair in self.server_state.default_headers]
+        head += [
+            b"content-type: %s\r\n" % PROBLEM_MEDIA_TYPE.encode(),
+            b"content-length: %d\r\n" % len(body),
+            b"x-request-id: %s\r\n" % request_id.encode(),
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:

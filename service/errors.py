@@ -1,7 +1,7 @@
 """The service's exceptions, and the one place that turns any exception into problem+json.
 
     ServiceError                      (status, slug, title)
-    ├── BadRequest              400   bad-png, bad-base64, bad-json, bad-multipart
+    ├── BadRequest              400   bad-png, bad-base64, bad-json, bad-multipart, bad-http
     ├── Unauthorized            401   missing or unknown API key
     ├── NotFound                404   no such model file under the models folder
     ├── NotAcceptable           406   nothing we can produce matches Accept / format
@@ -78,6 +78,12 @@ class InvalidMultipart(BadRequest):
     slug, title = "bad-multipart", "Not a usable multipart body"
 
 
+class MalformedHTTP(BadRequest):
+    """Refused by the HTTP parser, before any route sees the request (connections.py)."""
+
+    slug, title = "bad-http", "Not a valid HTTP/1.1 request"
+
+
 class Unauthorized(ServiceError):
     status, slug, title = 401, "unauthorized", "Missing or unknown API key"
 
@@ -146,8 +152,14 @@ class TimedOut(ServiceError):
 def problem_response(
     status: int, body: dict[str, Any], request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
-    content = orjson.dumps({**body, "request_id": request_id})
-    return Response(content, status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+    return Response(
+        problem_json(body, request_id), status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def problem_json(body: dict[str, Any], request_id: str) -> bytes:
+    """The problem document: a `ServiceError.body()` and the request's id."""
+    return orjson.dumps({**body, "request_id": request_id})
 
 
 def _request_id(request: Request) -> str:

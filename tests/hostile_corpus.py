@@ -43,7 +43,7 @@ class Expect:
     status: int
     slug: str | None = None  # the problem type; None for an acceptance (2xx)
     media_type: str | None = None  # what an acceptance answers with
-    parser_may_answer: bool = False  # uvicorn's HTTP parser may refuse first: plain-text 400
+    parser_may_answer: bool = False  # the HTTP parser may refuse first: 400 bad-http
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +330,7 @@ def interpolate_cases() -> list[Case]:
     ]  # fmt: skip
 
 
-PARSER = Expect(400, None, parser_may_answer=True)  # refused by uvicorn before the app sees it
+PARSER = Expect(400, "bad-http")  # refused by the HTTP parser before the app sees it
 
 
 def _made(step: Body | float) -> bytes | float:

@@ -1,9 +1,11 @@
 """The service's HTTP protocol marks a request whose whole body the server already holds, so
 that the body deadline (middleware.py) needs no timer for it; a body still on its way is not
-marked, and keeps its deadline. A real uvicorn with that protocol, on a loopback port."""
+marked, and keeps its deadline. A request its parser cannot read gets problem+json. A real
+uvicorn with that protocol, on a loopback port."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -64,3 +66,14 @@ def test_a_body_sent_with_its_head_is_marked(port: int) -> None:
 def test_a_body_still_on_its_way_is_not_marked(port: int) -> None:
     answer = converse(port, [HEAD, 0.3, b"hello"], timeout=10)
     assert answer.body == b"0 hello"
+
+
+def test_a_request_the_parser_refuses_gets_problem_json_with_the_reason(port: int) -> None:
+    twice = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
+    answer = converse(port, [twice + b"123456"], timeout=10)
+    assert (answer.status, answer.media_type) == (400, "application/problem+json")
+    assert answer.headers["connection"] == "close"
+    problem = json.loads(answer.body)
+    assert problem["type"] == "urn:digit-ae:problem:bad-http"
+    assert problem["detail"] == "the request is not valid HTTP/1.1: Duplicate Content-Length"
+    assert problem["request_id"] == answer.headers["x-request-id"]
