@@ -15,12 +15,12 @@ never reaches the app. uvicorn refuses it with a plain-text 400; here it gets pr
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.errors import PROBLEM_MEDIA_TYPE, MalformedHTTP, problem_json
+from service.request_ids import new_request_id
 
 BODY_RECEIVED = "service.body_received"  # scope key: True once the server holds the whole body
 
@@ -54,7 +54,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn calls this while handling the parser's exception, which says what was wrong.
         reason = sys.exc_info()[1] or msg
-        request_id = os.urandom(8).hex()  # no request context exists before the head is read
+        request_id = new_request_id()  # the app, which gives the others, never sees this one
         problem = MalformedHTTP(f"the request is not valid HTTP/1.1: {reason}").body()
         body = problem_json(problem, request_id)
         head = [b"HTTP/1.1 400 Bad Request\r\n"]

@@ -7,8 +7,6 @@ deadline for the body to arrive, and the request count / latency / in-flight met
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.connections import BODY_RECEIVED
 from service.errors import BodyTimeout, PayloadTooLarge, problem_response
 from service.metrics import Metrics
+from service.request_ids import new_request_id
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -37,16 +36,13 @@ class RequestContext:
         self.body_timeout = body_timeout
         self.metrics = metrics
         self.model_version = model_version
-        # Ids unique across processes and replicas without a syscall per request (uuid4 is one).
-        self._id_prefix = os.urandom(6).hex()
-        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id, declared = _read_headers(scope)
-        request_id = request_id or f"{self._id_prefix}{next(self._id_counter):010x}"
+        request_id = request_id or new_request_id()
         scope["request_id"] = request_id
         status = 500
 
