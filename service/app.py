@@ -130,7 +130,7 @@ async def start(runtime: Runtime, model: LoadedModel | None) -> None:
     runtime.codec_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codec")
     runtime.reloader = Reloader(runtime.engine, runtime.metrics, settings)
     publish(runtime.metrics, model)
-    heap.settle()
+    heap.settle(on_gpu=model.device.type == "cuda")
     runtime.ready = True
     log.info(
         "ready in %.2f s: model %s %s on %s, %d torch threads, batches of up to %d",
