@@ -53,7 +53,10 @@ class Settings(BaseSettings):
     request_timeout: float = Field(10.0, gt=0, description="seconds a request may wait")
 
     # Batching
-    max_batch_size: int = Field(64, ge=1)
+    # 32, not more: at 64, one batch could take nearly every client of a 64-connection load,
+    # leaving the event loop idle while it ran and the model thread idle after it (README,
+    # Performance). On the CPU a digit also costs the model least in batches of about 32.
+    max_batch_size: int = Field(32, ge=1)
     max_batch_delay_ms: float = Field(2.0, ge=0)
     max_queue: int = Field(1024, ge=1, description="items waiting for the model")
     torch_threads: int | None = Field(None, ge=1)
