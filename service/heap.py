@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import gc
 from pathlib import Path
+from typing import Any
 
 MADV_PAGEOUT = 21  # Linux 5.4 and later; older kernels refuse it and nothing changes
 # Path parts of the libraries that only a GPU runs: CUDA's own (pip's nvidia-* packages) and
@@ -31,13 +32,19 @@ def settle(on_gpu: bool) -> None:
         release_gpu_libraries()
 
 
+def _libc(name: str) -> Any:
+    """A function of the C library this process runs on; None where it has none of that name."""
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def release_free_heap() -> None:
     """glibc's `malloc_trim`; elsewhere (musl, macOS) nothing to do."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
+    trim = _libc("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 def release_gpu_libraries() -> int:
@@ -45,11 +52,11 @@ def release_gpu_libraries() -> int:
     (their code and constants: clean pages, nothing is written out). A page used after all
     comes back from the page cache. The kernel leaves alone a page another process maps too,
     such as another worker. Returns how many mappings were asked."""
-    try:
-        madvise = ctypes.CDLL(None).madvise
-        lines = Path("/proc/self/maps").read_text().splitlines()
-    except (OSError, AttributeError):
+    madvise = _libc("madvise")
+    maps = Path("/proc/self/maps")
+    if madvise is None or not maps.exists():
         return 0
+    lines = maps.read_text().splitlines()
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     asked = 0
     for line in lines:

@@ -76,14 +76,8 @@ def _map_read_only(path: Path, size: int) -> mmap.mmap:
 
 
 def _linux_at_least(major: int, minor: int) -> bool:
-    found = re.match(r"(\d+)\.(\d+)", platform.release())
-    return (
-        platform.system() == "Linux"
-        and bool(found)
-        and (
-            (int(found[1]), int(found[2])) >= (major, minor)  # type: ignore[index]
-        )
-    )
+    release = [int(part) for part in re.findall(r"\d+", platform.release())[:2]]
+    return platform.system() == "Linux" and release >= [major, minor]
 
 
 @pytest.mark.skipif(not _linux_at_least(5, 4), reason="MADV_PAGEOUT: Linux 5.4 and later")
