@@ -97,10 +97,14 @@ def _to_uint8(y: Tensor) -> Tensor:
 
 def script(model: torch.jit.ScriptModule, device: torch.device) -> torch.jit.ScriptModule:
     wrapper = PngServing(model, device) if load_png_decoder() else Serving(model, device)
+    return jit_script(wrapper)
+
+
+def jit_script(module: nn.Module) -> torch.jit.ScriptModule:
     with warnings.catch_warnings():
         # TorchScript is deprecated in this torch; the file format is our contract for now.
         warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
-        scripted: torch.jit.ScriptModule = torch.jit.script(wrapper)
+        scripted: torch.jit.ScriptModule = torch.jit.script(module)
     return scripted.eval()
 
 

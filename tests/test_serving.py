@@ -41,7 +41,8 @@ def test_serving_matches_the_plain_model(engine: Engine) -> None:
         y = model.module.decode(z)[:, 0]  # (8, 28, 28)
         pixels, mse = model.serving(x)
         embeddings = model.serving.encode(x)
-    np.testing.assert_allclose(embeddings.numpy(), z.numpy(), rtol=1e-5, atol=1e-6)
+    # The serving layers are rebuilt as matrix products (layers.py): sums in another order.
+    np.testing.assert_allclose(embeddings.numpy(), z.numpy(), rtol=1e-4, atol=1e-5)
     assert np.abs(pixels.numpy().astype(int) - numpy_pixels(y.numpy())).max() <= 1
     want = (y - x).square().mean(dim=(1, 2)).numpy()
     np.testing.assert_allclose(mse.numpy(), want, rtol=1e-4)
