@@ -145,4 +145,5 @@ async def stop(runtime: Runtime) -> None:
         await runtime.batcher.stop()
     if runtime.codec_pool is not None:
         runtime.codec_pool.shutdown(wait=True)
+    runtime.metrics.flush()  # with several workers, the last figures reach the shared files
     log.info("stopped")

@@ -3,13 +3,23 @@
 One worker: metrics live in the app's own registry. Several workers (`AE_WORKERS` > 1):
 `python -m service` points PROMETHEUS_MULTIPROC_DIR at a fresh folder before the workers start,
 every worker writes there, and `/metrics` on any worker reports all of them together.
+
+A request's figures are buffered and folded into the registry in bulk: when `/metrics` is
+scraped, `FLUSH_AFTER_S` after the first one buffered, or once `FLUSH_AT` are waiting. Observed
+one by one, the five histograms, two counters and the in-flight gauge of a request took 18 us
+of its event-loop time (of 140 for a /reconstruct), each through a lock. With several workers,
+another worker's figures reach `/metrics` within `FLUSH_AFTER_S`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import functools
 import os
+from collections.abc import Sequence
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +35,8 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 STAGES = ("decode", "queue", "inference", "encode")
+FLUSH_AFTER_S = 1.0
+FLUSH_AT = 1024  # buffered requests
 
 
 def multiprocess_dir() -> str | None:
@@ -71,19 +83,58 @@ class Metrics:
         self.reloads = Counter(
             "ae_model_reloads", "Model reloads by outcome", ["outcome"], registry=r
         )
+        self._in_flight = 0
+        self._requests: list[tuple[str, int, float]] = []  # route, status, seconds
+        self._stages: list[tuple[str, float, float, float, float]] = []  # route, STAGES seconds
+        self._flush: asyncio.TimerHandle | None = None
 
-    def observe_request(self, route: str, status: int, seconds: float) -> None:
-        counter, histogram = self._request_children(route, status)
-        counter.inc()
-        histogram.observe(seconds)
+    def request_started(self) -> None:
+        self._in_flight += 1
+
+    def request_finished(self, route: str, status: int, seconds: float) -> None:
+        self._in_flight -= 1
+        self._requests.append((route, status, seconds))
+        self._buffered()
 
     def observe_stages(
         self, route: str, decode: float, queue: float, inference: float, encode: float
     ) -> None:
-        for child, seconds in zip(
-            self._stage_children(route), (decode, queue, inference, encode), strict=True
-        ):
-            child.observe(seconds)
+        self._stages.append((route, decode, queue, inference, encode))
+        self._buffered()
+
+    def _buffered(self) -> None:
+        if len(self._requests) >= FLUSH_AT:
+            self.flush()
+        elif self._flush is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called outside the service's loop: nothing would flush
+                self.flush()
+                return
+            self._flush = loop.call_later(FLUSH_AFTER_S, self.flush)
+
+    def flush(self) -> None:
+        """Fold the buffered figures into the registry (and, with several workers, its files)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        requests, self._requests = self._requests, []
+        stages, self._stages = self._stages, []
+        self.in_flight.set(self._in_flight)
+        latencies: dict[tuple[str, int], list[float]] = collections.defaultdict(list)
+        for route, status, seconds in requests:
+            latencies[route, status].append(seconds)
+        for (route, status), values in latencies.items():
+            counter, histogram = self._request_children(route, status)
+            counter.inc(len(values))
+            observe_many(histogram, values)
+        by_route: dict[str, list[tuple[float, ...]]] = collections.defaultdict(list)
+        for route, *times in stages:
+            by_route[route].append(tuple(times))
+        for route, rows in by_route.items():
+            columns = np.asarray(rows).T  # (stages, requests)
+            for child, values in zip(self._stage_children(route), columns, strict=True):
+                observe_many(child, values)
 
     # `labels()` locks and hashes on every call; a route's children are looked up once.
 
@@ -108,8 +159,22 @@ class Metrics:
         self.model_info.labels(*self._model_labels).set(1)
 
     def exposition(self) -> bytes:
+        self.flush()
         if multiprocess_dir():
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def observe_many(histogram: Histogram, values: Sequence[float] | np.ndarray) -> None:
+    """`histogram.observe(v)` for every v, with one increment per bucket. prometheus_client has
+    no call for many observations, so this adds to the histogram's own bucket and sum values,
+    as `observe` does (tests/test_metrics.py holds the two to the same exposition)."""
+    bounds = histogram._upper_bounds  # ends with +Inf
+    index = np.searchsorted(bounds, values)  # the first bound >= v: observe's `v <= bound`
+    counts = np.bincount(index, minlength=len(bounds))[: len(bounds)]  # NaN is in no bucket
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(int(count))
+    histogram._sum.inc(float(np.sum(values)))

@@ -60,15 +60,15 @@ class RequestContext:
             await send(message)
 
         started = time.perf_counter()
-        self.metrics.in_flight.inc()
+        self.metrics.request_started()
         try:
             if declared is not None and declared > self.max_body_bytes:
                 await self._refuse_declared(declared, request_id, send_with_headers)
             else:
                 await self.app(scope, self._limited(scope, receive), send_with_headers)
         finally:
-            self.metrics.in_flight.dec()
-            self.metrics.observe_request(_route_label(scope), status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.request_finished(_route_label(scope), status, elapsed)
 
     async def _refuse_declared(self, declared: int, request_id: str, send: Send) -> None:
         exc = PayloadTooLarge(
