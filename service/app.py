@@ -133,9 +133,10 @@ async def start(runtime: Runtime, model: LoadedModel | None) -> None:
     heap.settle(on_gpu=model.device.type == "cuda")
     runtime.ready = True
     log.info(
-        "ready in %.2f s: model %s %s on %s, %d torch threads, batches of up to %d",
+        "ready in %.2f s: model %s %s on %s%s, %d torch threads, batches of up to %d",
         time.perf_counter() - runtime.started, model.name, model.version, model.device,
-        torch.get_num_threads(), settings.max_batch_size,
+        " (rebuilt layers)" if model.rebuilt_layers else "", torch.get_num_threads(),
+        settings.max_batch_size,
     )  # fmt: skip
 
 

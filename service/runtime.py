@@ -54,6 +54,7 @@ class LoadedModel:
     path: Path
     file_sha256: str
     loaded_at: float = field(default_factory=time.time)
+    rebuilt_layers: bool = False  # served on `layers.Rebuilt`, not on the file's graph
 
     @property
     def name(self) -> str:
@@ -97,13 +98,15 @@ def load_model(path: Path, device: torch.device, expected_sha256: str | None = N
         )
     module, metadata = _deserialize(data, path, device)
     module = module.eval()
+    served = _served(module, metadata, device)
     model = LoadedModel(
         module,
-        serving.script(_served(module, metadata, device), device),
+        serving.script(served, device),
         metadata,
         device,
         path,
         digest,
+        rebuilt_layers=served is not module,
     )
     check_and_warm(model)
     return model

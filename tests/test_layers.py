@@ -73,6 +73,7 @@ def test_a_convolution_over_one_pixel_is_a_dense_layer(transposed: bool) -> None
 
 def test_the_committed_model_is_served_on_rebuilt_layers_with_its_answers() -> None:
     model = load_model(DEFAULT_MODEL_PATH, torch.device("cpu"))
+    assert model.rebuilt_layers
     rebuilt = layers.rebuild(model.module, (1, 28, 28), model.embedding_dim)
     assert rebuilt.original_name == "Rebuilt"
     x = torch.rand(40, 1, 28, 28)  # past the batch sizes `rebuild` checks
