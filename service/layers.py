@@ -166,7 +166,7 @@ def _agrees(
 ) -> bool:
     generator = torch.Generator().manual_seed(0)
     with torch.inference_mode():
-        for batch in (1, 16):  # each side of the switch in `runtime.choose_kernels`
+        for batch in (1, 16):  # one digit and a batch: a reshape that mixes items shows
             x = torch.rand((batch, *input_shape), generator=generator)  # (B, 1, 28, 28)
             z, y = module.encode(x), module.decode(module.encode(x))  # (B, D), (B, 1, 28, 28)
             try:
