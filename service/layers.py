@@ -168,7 +168,8 @@ def _agrees(
     with torch.inference_mode():
         for batch in (1, 16):  # one digit and a batch: a reshape that mixes items shows
             x = torch.rand((batch, *input_shape), generator=generator)  # (B, 1, 28, 28)
-            z, y = module.encode(x), module.decode(module.encode(x))  # (B, D), (B, 1, 28, 28)
+            z = module.encode(x)  # (B, D)
+            y = module.decode(z)  # (B, 1, 28, 28)
             try:
                 z_new, y_new = rebuilt.encode(x), rebuilt.decode(z)
             except RuntimeError:  # shapes the file's own forward would have handled otherwise

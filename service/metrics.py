@@ -86,7 +86,7 @@ class Metrics:
         )
         self._in_flight = 0
         self._requests: list[tuple[str, int, float]] = []  # route, status, seconds
-        self._stages: list[tuple[str, float, float, float, float]] = []  # route, STAGES seconds
+        self._stages: list[tuple[str, tuple[float, ...]]] = []  # route, seconds per STAGES
         self._flush: asyncio.TimerHandle | None = None
 
     def request_started(self) -> None:
@@ -100,7 +100,7 @@ class Metrics:
     def observe_stages(
         self, route: str, decode: float, queue: float, inference: float, encode: float
     ) -> None:
-        self._stages.append((route, decode, queue, inference, encode))
+        self._stages.append((route, (decode, queue, inference, encode)))
         self._buffered()
 
     def _buffered(self) -> None:
@@ -130,8 +130,8 @@ class Metrics:
             counter.inc(len(values))
             observe_many(histogram, values)
         by_route: dict[str, list[tuple[float, ...]]] = collections.defaultdict(list)
-        for route, *times in stages:
-            by_route[route].append(tuple(times))
+        for route, times in stages:
+            by_route[route].append(times)
         for route, rows in by_route.items():
             columns = np.asarray(rows).T  # (stages, requests)
             for child, values in zip(self._stage_children(route), columns, strict=True):

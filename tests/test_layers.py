@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 
 import pytest
 import torch
@@ -12,13 +11,13 @@ from torch import Tensor, nn
 from service import layers
 from service.runtime import load_model
 from service.settings import DEFAULT_MODEL_PATH
+from training.export import quiet_torchscript
 
 
 def scripted(module: nn.Module) -> torch.jit.ScriptModule:
     """`module` as a TorchScript file would give it back: saved and loaded."""
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+    with quiet_torchscript():
         torch.jit.save(torch.jit.script(module.eval()), buffer)
         buffer.seek(0)
         loaded: torch.jit.ScriptModule = torch.jit.load(buffer)  # type: ignore[no-untyped-call]
