@@ -30,6 +30,7 @@ METADATA_FILE = "metadata.json"
 REQUIRED_KEYS = ("format_version", "name", "version", "input_shape", "embedding_dim")
 # The `_png` methods take PNG files that the batch decodes (codec.png_items), the others arrays.
 METHODS = ("encode", "decode", "reconstruct", "encode_png", "reconstruct_png")
+SCRIPT_METHODS = {"reconstruct": "forward"}  # the batcher's method names that differ
 # Batches are padded up to one of these sizes: TorchScript and oneDNN then specialise and cache
 # seven shapes (all paid for at warm-up) instead of one per batch size met under load, which
 # costs compile stalls on the way and tens of MB of cached kernels.
@@ -253,24 +254,19 @@ class Engine:
 
 
 def _run_batch(
-    serving: torch.jit.ScriptModule, method: str, items: np.ndarray, size: int
+    scripted: torch.jit.ScriptModule, method: str, items: np.ndarray, size: int
 ) -> Outputs:
+    if method in ("encode_png", "reconstruct_png"):
+        args: tuple[Any, ...] = (*_png_args(items), size)  # PNG files the batch decodes
+    elif method in ("encode", "decode", "reconstruct"):
+        args = (torch.from_numpy(_pad(items, size)),)  # (size, 28, 28) float32 or (size, D)
+    else:
+        raise ValueError(f"unknown model method {method!r}")
     choose_kernels(size)
     with torch.inference_mode():
-        if method == "encode_png":
-            return (serving.encode_png(*_png_args(items), size).numpy(),)  # (size, D)
-        if method == "reconstruct_png":
-            pixels, mse = serving.reconstruct_png(*_png_args(items), size)
-            return pixels.numpy(), mse.numpy()  # (size, 28, 28) uint8, (size,)
-        x = torch.from_numpy(_pad(items, size))
-        if method == "encode":
-            return (serving.encode(x).numpy(),)  # (size, 28, 28) -> (size, D)
-        if method == "decode":
-            return (serving.decode(x).numpy(),)  # (size, D) -> (size, 28, 28) uint8
-        if method == "reconstruct":
-            pixels, mse = serving(x)  # (size, 28, 28) uint8, (size,)
-            return pixels.numpy(), mse.numpy()
-    raise ValueError(f"unknown model method {method!r}")
+        outputs = serving.call(scripted, SCRIPT_METHODS.get(method, method), *args)
+    # encode: (size, D) float32; decode: (size, 28, 28) uint8; reconstruct: that and MSE (size,)
+    return tuple(out.numpy() for out in outputs)
 
 
 def _png_args(items: np.ndarray) -> tuple[torch.Tensor, list[int], torch.Tensor]:
@@ -278,7 +274,7 @@ def _png_args(items: np.ndarray) -> tuple[torch.Tensor, list[int], torch.Tensor]
     files = list(items[:, 0])
     joined = bytearray().join(files)  # writable, as torch.frombuffer wants
     ends = list(itertools.accumulate(len(f) for f in files))
-    invert = torch.tensor(items[:, 1].tolist(), dtype=torch.int8)  # (n,)
+    invert = torch.from_numpy(items[:, 1].astype(np.int8))  # (n,); see serving.call
     return torch.frombuffer(joined, dtype=torch.uint8), ends, invert
 
 

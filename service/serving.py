@@ -17,6 +17,7 @@ import importlib.util
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,8 @@ class Serving(nn.Module):
         super().__init__()
         self.model = model
         self.device = device
+        # a call's input tensors while it runs (see `call`)
+        self.held = torch.jit.Attribute([], list[Tensor])
 
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:
@@ -88,6 +91,25 @@ def to_model_input(files: Tensor, ends: list[int], invert: Tensor, size: int) ->
     grey = pixels.to(torch.float32) * (1.0 / 255.0)  # (n, H, W)
     grey = torch.where(flip[:, None, None], 1.0 - grey, grey)
     return torch.cat([grey, grey.new_zeros(size - n, height, width)])  # (size, H, W)
+
+
+def call(serving: torch.jit.ScriptModule, method: str, *args: Any) -> tuple[Tensor, ...]:
+    """`serving.<method>(*args)`, as a tuple of its outputs, with its input tensors held by the
+    module meanwhile.
+
+    A tensor made in Python has a Python object, which torch keeps alive while C++ code holds
+    the tensor too; when the last C++ reference goes, torch lets go of the object, and that takes
+    the GIL. A scripted call drops its arguments as it runs, with the GIL released, so each input
+    made in Python cost the inference thread one more wait for the busy event loop: for a batch
+    of PNG files, three waits a call instead of one (measured beside a thread that keeps the GIL
+    busy). Held here as well, the inputs are let go after the call, by Python, holding the GIL.
+    (`torch.tensor` releases the GIL to copy, too: `runtime._png_args` uses `from_numpy`.)"""
+    serving.held = [arg for arg in args if isinstance(arg, Tensor)]
+    try:
+        outputs = getattr(serving, method)(*args)
+    finally:
+        serving.held = []
+    return outputs if isinstance(outputs, tuple) else (outputs,)
 
 
 def _to_uint8(y: Tensor) -> Tensor:

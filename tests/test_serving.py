@@ -48,6 +48,19 @@ def test_serving_matches_the_plain_model(engine: Engine) -> None:
     np.testing.assert_allclose(mse.numpy(), want, rtol=1e-4)
 
 
+def test_call_holds_its_inputs_only_while_it_runs(engine: Engine) -> None:
+    scripted = engine.model.serving
+    x = torch.rand(4, 28, 28)  # (4, 28, 28)
+    with torch.inference_mode():
+        (embeddings,) = serving.call(scripted, "encode", x)  # one output, as a tuple
+        pixels, mse = serving.call(scripted, "forward", x)
+        assert embeddings.shape == (4, 64) and pixels.shape == (4, 28, 28) and mse.shape == (4,)
+        assert scripted.held == []
+        with pytest.raises(RuntimeError):
+            serving.call(scripted, "encode", torch.rand(4, 3, 3))  # too small for the encoder
+    assert scripted.held == []
+
+
 def test_a_digit_alone_and_in_a_large_batch_agree(engine: Engine) -> None:
     """A lone digit runs on ATen's kernels, a batch of 16 or more on oneDNN's."""
     digits = np.random.default_rng(1).random((ONEDNN_FROM_BATCH, 28, 28), np.float32)
