@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from zlib_ng import zlib_ng
 
 from service.errors import ImageTooLarge, InvalidImage
 
@@ -166,9 +167,8 @@ def encode_grey8(pixels: np.ndarray) -> bytes:
     height, width = pixels.shape
     rows = np.zeros((height, width + 1), np.uint8)  # (H, 1 + W), filter byte 0
     rows[:, 1:] = pixels
-    # Run-length deflate: a digit is mostly runs of black, so it comes within 5% of the default
-    # strategy's size at half its time, which is spent on the event loop.
-    deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
-    idat = deflate.compress(rows.tobytes()) + deflate.flush()
+    # zlib-ng's fastest level: 4 us for a 28x28 answer against 9 us for zlib's run-length
+    # deflate, for about 40 bytes more (372 against 334 on average), on the event loop.
+    idat = zlib_ng.compress(rows.tobytes(), 1)
     ihdr = _chunk(b"IHDR", _IHDR.pack(width, height, 8, 0, 0, 0, 0))
     return SIGNATURE + ihdr + _chunk(b"IDAT", idat) + _IEND
