@@ -80,11 +80,12 @@ class RequestContext:
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         limit, timeout, seen, complete = self.max_body_bytes, self.body_timeout, 0, False
-
-        deadline = asyncio.get_running_loop().time() + timeout  # for the whole body
+        # For the whole body, from the first wait for it. Not set up front: on Python 3.11,
+        # asyncio.get_running_loop() makes a getpid() system call, and most bodies never wait.
+        deadline: float | None = None
 
         async def receive_limited() -> Message:
-            nonlocal seen, complete
+            nonlocal seen, complete, deadline
             if complete:  # after the body, receive only waits for a disconnect: no deadline
                 return await receive()
             if scope.get(BODY_RECEIVED):
@@ -92,6 +93,8 @@ class RequestContext:
                 # timer set and cancelled: an eighth of a digit's event-loop time.
                 message = await receive()
             else:
+                if deadline is None:
+                    deadline = asyncio.get_running_loop().time() + timeout
                 try:
                     async with asyncio.timeout_at(deadline):
                         message = await receive()
