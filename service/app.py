@@ -7,6 +7,7 @@ neither disk nor device.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ import torch
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from service import admin, heap, page, probes, routes
+from service import admin, heap, page, priority, probes, routes
 from service.api_docs import API_DESCRIPTION
 from service.auth import APIKeys
 from service.batching import MicroBatcher
@@ -124,6 +125,7 @@ async def start(runtime: Runtime, model: LoadedModel | None) -> None:
         on_batch=lambda method, size, _: runtime.metrics.observe_batch(
             method, size, runtime.batcher.queued if runtime.batcher else 0
         ),
+        on_thread_start=functools.partial(priority.lower_this_thread, settings.inference_nice),
     )
     runtime.batcher.start()
     runtime.inference = Inference(runtime.batcher, settings.request_timeout)

@@ -68,8 +68,10 @@ class MicroBatcher:
         max_delay_s: float,
         max_queue: int,
         on_batch: OnBatch | None = None,
+        on_thread_start: Callable[[], None] | None = None,
     ) -> None:
         self._run = run
+        self._on_thread_start = on_thread_start  # runs on the inference thread, first
         self._queues: dict[str, collections.deque[_Pending]] = {
             m: collections.deque() for m in methods
         }
@@ -93,7 +95,9 @@ class MicroBatcher:
         self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="inference", initializer=self._on_thread_start
+        )
 
     async def submit(
         self, method: str, items: np.ndarray, timeout: float | None = None

@@ -52,6 +52,7 @@ async def model_info(rt: RuntimeDep) -> ModelInfo:
             "max_queue": s.max_queue,
             "queued": rt.batcher.queued if rt.batcher else 0,
             "torch_threads": s.resolved_torch_threads,
+            "inference_nice": s.inference_nice,
         },
     )
 

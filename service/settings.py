@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     max_batch_delay_ms: float = Field(2.0, ge=0)
     max_queue: int = Field(1024, ge=1, description="items waiting for the model")
     torch_threads: int | None = Field(None, ge=1)
+    inference_nice: int = Field(
+        10, ge=0, le=19, description="how much lower the inference thread's CPU priority is "
+        "than the event loop's (Linux); 0: the same (service/priority.py)",
+    )  # fmt: skip
 
     # Security
     api_keys: CommaList = Field(default_factory=list)

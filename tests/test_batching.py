@@ -385,3 +385,29 @@ def test_submit_before_start_is_not_ready() -> None:
     batcher = MicroBatcher(Model(), METHODS, max_batch_size=2, max_delay_s=0, max_queue=8)
     with pytest.raises(NotReady):
         asyncio.run(batcher.submit("encode", rows(0, 1)))
+
+
+def test_on_thread_start_runs_once_on_the_inference_thread_before_its_first_batch() -> None:
+    started: list[int] = []
+    batch_threads: list[int] = []
+
+    class Recording(Model):
+        def __call__(self, method: str, items: np.ndarray) -> tuple[tuple[np.ndarray, ...], str]:
+            batch_threads.append(threading.get_ident())
+            assert started, "a batch ran before on_thread_start"
+            return super().__call__(method, items)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(
+            Recording(), METHODS, max_batch_size=4, max_delay_s=0, max_queue=64,
+            on_thread_start=lambda: started.append(threading.get_ident()),
+        )  # fmt: skip
+        batcher.start()
+        for caller in range(3):
+            await batcher.submit("encode", rows(caller, 2))
+        await asyncio.wait_for(batcher.stop(), WAIT)
+
+    run(scenario)
+    assert len(started) == 1
+    assert set(batch_threads) == set(started)
+    assert started[0] != threading.get_ident()
