@@ -256,12 +256,12 @@ class Engine:
 def _run_batch(
     scripted: torch.jit.ScriptModule, method: str, items: np.ndarray, size: int
 ) -> Outputs:
-    if method in ("encode_png", "reconstruct_png"):
-        args: tuple[Any, ...] = (*_png_args(items), size)  # PNG files the batch decodes
-    elif method in ("encode", "decode", "reconstruct"):
-        args = (torch.from_numpy(_pad(items, size)),)  # (size, 28, 28) float32 or (size, D)
-    else:
+    if method not in METHODS:
         raise ValueError(f"unknown model method {method!r}")
+    if method.endswith("_png"):
+        args: tuple[Any, ...] = (*_png_args(items), size)  # PNG files the batch decodes
+    else:
+        args = (torch.from_numpy(_pad(items, size)),)  # (size, 28, 28) float32 or (size, D)
     choose_kernels(size)
     with torch.inference_mode():
         outputs = serving.call(scripted, SCRIPT_METHODS.get(method, method), *args)
