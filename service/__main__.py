@@ -23,10 +23,10 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.connections import HeadDeadlineProtocol
-from service.runtime import ModelLoadError, load_model, resolve_device
+from service.fronts.connections import HeadDeadlineProtocol
+from service.fronts.shutdown import ServiceServer
+from service.runtime.model import ModelLoadError, load_model, resolve_device
 from service.settings import Settings
-from service.shutdown import ServiceServer
 
 log = logging.getLogger("service")
 

@@ -19,20 +19,21 @@ import torch
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from service import admin, heap, page, priority, probes, routes
-from service.api_docs import API_DESCRIPTION
-from service.auth import APIKeys
-from service.batching import MicroBatcher
-from service.cors import CorsAllowList
-from service.dispatch import VerbDispatch
-from service.errors import install_error_handlers
-from service.inference import Inference
+from service.core.batching import MicroBatcher
+from service.core.inference import Inference
+from service.fronts.auth import APIKeys
+from service.fronts.cors import CorsAllowList
+from service.fronts.dispatch import VerbDispatch
+from service.fronts.middleware import RequestContext
+from service.fronts.native import admin, page, probes, routes
+from service.fronts.native.api_docs import API_DESCRIPTION
+from service.fronts.problems import install_error_handlers
+from service.fronts.shutdown import ReadinessGate
 from service.metrics import Metrics
-from service.middleware import RequestContext
-from service.reload import Reloader, publish
-from service.runtime import METHODS, Engine, LoadedModel, load_model, resolve_device
+from service.runtime import heap, priority
+from service.runtime.model import METHODS, Engine, LoadedModel, load_model, resolve_device
+from service.runtime.reload import Reloader, publish
 from service.settings import Settings
-from service.shutdown import ReadinessGate
 from service.state import Runtime
 
 log = logging.getLogger("service")

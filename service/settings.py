@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(None, ge=1)
     inference_nice: int = Field(
         10, ge=0, le=19, description="how much lower the inference thread's CPU priority is "
-        "than the event loop's (Linux); 0: the same (service/priority.py)",
+        "than the event loop's (Linux); 0: the same (service/runtime/priority.py)",
     )  # fmt: skip
 
     # Security

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from service.batching import MicroBatcher
-from service.inference import Inference
+from service.core.batching import MicroBatcher
+from service.core.inference import Inference
 from service.metrics import Metrics
-from service.reload import Reloader
-from service.runtime import Engine, LoadedModel
+from service.runtime.model import Engine, LoadedModel
+from service.runtime.reload import Reloader
 from service.settings import Settings
 
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.batching import BatchFailed, MicroBatcher, Timing
+from service.core.batching import BatchFailed, MicroBatcher, Timing
 from service.errors import NotReady, Overloaded, TimedOut
 
 METHODS = ("encode", "decode")

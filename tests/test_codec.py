@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service import codec, png
+from service.codec import digits as codec
+from service.codec import frames as frames_codec
+from service.codec import png, text
 from service.errors import ImageTooLarge, InvalidImage, NotAcceptable
-from service.negotiation import choose_format
+from service.fronts.native.negotiation import choose_format
 from tests.hostile_files import grey_png
 
 OPTIONS = codec.ImageOptions()
@@ -184,16 +186,16 @@ def test_bad_crc_is_refused() -> None:
 
 def test_gif_and_strip() -> None:
     frames = np.stack([digit(), 255 - digit(), digit()])
-    with Image.open(io.BytesIO(codec.gif_bytes(frames))) as gif:
+    with Image.open(io.BytesIO(frames_codec.gif_bytes(frames))) as gif:
         assert gif.n_frames == 3 and gif.size == (28, 28)
-    with Image.open(io.BytesIO(codec.strip_png(frames))) as strip:
+    with Image.open(io.BytesIO(frames_codec.strip_png(frames))) as strip:
         assert strip.size == (84, 28)
 
 
 def test_base64_accepts_data_urls_and_line_breaks() -> None:
-    assert codec.b64decode("data:image/png;base64,aGVs\nbG8=", "image") == b"hello"
+    assert text.b64decode("data:image/png;base64,aGVs\nbG8=", "image") == b"hello"
     with pytest.raises(Exception, match="image is not valid base64"):
-        codec.b64decode("not base64!", "image")
+        text.b64decode("not base64!", "image")
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from service.connections import BODY_RECEIVED, HeadDeadlineProtocol
+from service.fronts.connections import BODY_RECEIVED, HeadDeadlineProtocol
 from tests.raw_http import converse
 
 HEAD = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n"

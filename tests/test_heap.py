@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service import heap
+from service.runtime import heap
 
 
 def test_settle_freezes_what_exists_and_later_objects_stay_collectable() -> None:

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service import codec
+from service.codec import digits as codec
 from service.errors import ServiceError
 from tests import hostile_files as files
 from tests.hostile_corpus import BODY_TIMEOUT, CASES, SETTINGS, Case, Expect, as_json, head

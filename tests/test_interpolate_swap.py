@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from service import routes
-from service.batching import Timing
+from service.core.batching import Timing
+from service.core.inference import Frames, Method
 from service.errors import NotReady
-from service.inference import Frames, Method
+from service.fronts.native import routes
 
 DIM = 4
 

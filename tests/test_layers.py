@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from service import layers
-from service.runtime import load_model
+from service.runtime import layers
+from service.runtime.model import load_model
 from service.settings import DEFAULT_MODEL_PATH
 from training.export import quiet_torchscript
 

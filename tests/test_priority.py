@@ -1,4 +1,4 @@
-"""The inference thread runs at a lower CPU priority than the event loop (service/priority.py).
+"""The inference thread runs at a lower CPU priority than the event loop (runtime/priority.py).
 
 Linux only: elsewhere the nice value belongs to the whole process and the service leaves it.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.priority import MAX_NICE, lower_this_thread
+from service.runtime.priority import MAX_NICE, lower_this_thread
 from tests.support import Service
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")

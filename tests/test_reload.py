@@ -18,8 +18,8 @@ import torch
 
 from service.errors import ModelRejected, NotFound
 from service.metrics import Metrics
-from service.reload import Reloader, resolve_model_file
-from service.runtime import Engine, load_model
+from service.runtime.model import Engine, load_model
+from service.runtime.reload import Reloader, resolve_model_file
 from service.settings import Settings
 from tests.model_files import export_autoencoder, sha256_of, write_truncated, write_without_metadata
 from tests.scrape import metric

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from service.request_ids import new_request_id
+from service.fronts.request_ids import new_request_id
 
 
 def test_ids_do_not_repeat_and_share_the_process_prefix() -> None:

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.auth import APIKeys
+from service.fronts.auth import APIKeys
 from tests.conftest import png_bytes
 from tests.model_files import export_autoencoder, write_truncated
 from tests.support import MODEL_PATH, ROOT, Service, start_service

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from service import codec, png, runtime, serving
-from service.runtime import ONEDNN_FROM_BATCH, Engine, load_model
+from service.codec import digits as codec
+from service.codec import png
+from service.runtime import model as runtime
+from service.runtime import serving
+from service.runtime.model import ONEDNN_FROM_BATCH, Engine, load_model
 from service.settings import DEFAULT_MODEL_PATH
 from tests.test_codec import filtered_png
 

@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.connections import BODY_RECEIVED
-from service.errors import BodyTimeout, PayloadTooLarge, problem_response
+from service.errors import BodyTimeout, PayloadTooLarge
+from service.fronts.connections import BODY_RECEIVED
+from service.fronts.problems import problem_response
+from service.fronts.request_ids import new_request_id
 from service.metrics import Metrics
-from service.request_ids import new_request_id
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
-from service.api_docs import problems
 from service.errors import NotReady
-from service.schemas import ModelInfo
+from service.fronts.native.api_docs import problems
+from service.fronts.native.schemas import ModelInfo
 from service.state import Runtime, get_runtime
 
 router = APIRouter()

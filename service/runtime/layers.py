@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from service.serving import jit_script
+from service.runtime.serving import jit_script
 
 log = logging.getLogger("service")
 

@@ -1,10 +1,10 @@
 """The four verbs, served straight from ASGI.
 
-FastAPI declares the verbs (their OpenAPI, their handlers) in `routes.py`, and serves everything
-else. On the hot path its routing and per-route machinery cost more than the verb itself: for a
-28x28 digit, matching the route and entering the endpoint took twice the event-loop time of
-decoding, batching and encoding it. This layer looks the path up in a dict and calls the same
-handler; its errors get the same problem+json through `errors.error_response`.
+FastAPI declares the verbs (their OpenAPI, their handlers) in `native/routes.py`, and serves
+everything else. On the hot path its routing and per-route machinery cost more than the verb
+itself: for a 28x28 digit, matching the route and entering the endpoint took twice the event-loop
+time of decoding, batching and encoding it. This layer looks the path up in a dict and calls the
+same handler; its errors get the same problem+json through `problems.error_response`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import error_response
+from service.fronts.problems import error_response
 
 Handler = Callable[[Request], Awaitable[Response]]
 

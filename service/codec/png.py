@@ -4,12 +4,14 @@ Reading the header first lets the service refuse a huge image before a pixel is 
 Most digits arrive (and all leave) as small 8-bit greyscale PNGs. A 28x28 one is checked here and
 rewritten (`canonical_grey8`) for the model's batch to decode; other sizes are decoded here with
 zlib and numpy (and, for Average and Paeth rows, Pillow's pixel decoder alone), where a general
-decoder costs ten times that on the event loop. Anything else goes to Pillow's full decoder
-(see `codec.py`).
+decoder costs ten times that on the event loop. Anything else goes to Pillow's full decoder,
+made grey with its transparency flattened (`decode_pixels`).
 """
 
 from __future__ import annotations
 
+import io
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR = struct.Struct(">IIBBBBB")
 _CHUNK_HEAD = struct.Struct(">I4s")
 # The bit depths each colour type allows (PNG spec, table 11.1).
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-f]+>")
 _DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 
 
@@ -81,7 +84,7 @@ def decode_grey8(data: bytes, header: PngHeader) -> np.ndarray:
 def canonical_grey8(data: bytes, header: PngHeader) -> bytes:
     """A plain 8-bit grey PNG, checked as `decode_grey8` checks it, rewritten as the minimal PNG
     of the same pixels: IHDR, one IDAT of the rows still filtered but stored (not deflated),
-    IEND. The model's batch unfilters these in C, off the event loop (`serving.py`); that
+    IEND. The model's batch unfilters these in C, off the event loop (`runtime/serving.py`); that
     decoder (libpng, through torchvision) crashes the process on some malformed streams, so it
     is only ever given a file built here from rows whose length and filter bytes were checked."""
     _, raw = _checked_rows(data, header)
@@ -108,6 +111,54 @@ def _checked_rows(data: bytes, header: PngHeader) -> tuple[bytes, bytes]:
     if highest > 4:
         raise InvalidImage(f"PNG row filter {highest} does not exist (filters are 0-4)")
     return idat, raw
+
+
+def decode_pixels(data: bytes, header: PngHeader) -> np.ndarray:
+    """Any PNG whose header was read -> (H, W) float32 grey in [0, 1], transparency flattened:
+    plain 8-bit grey here with zlib and numpy, every other kind by Pillow."""
+    if header.is_plain_grey8:
+        return decode_grey8(data, header).astype(np.float32) * np.float32(1 / 255)  # (H, W)
+    return _decode_with_pillow(data)
+
+
+def _decode_with_pillow(data: bytes) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            image.load()
+            return _to_grey(image)
+    except Exception as exc:
+        # Pillow's chunk readers meet hostile bytes with whatever breaks first (struct.error
+        # from a short cHRM, IndexError from a 2-byte iCCP, ...): all mean an unreadable file.
+        raise InvalidImage(f"PNG could not be decoded ({_short(exc)})") from None
+
+
+def _short(exc: Exception) -> str:
+    text = _OBJECT_REPR.sub("", str(exc)).strip()  # no "<_io.BytesIO object at 0x...>"
+    return text.splitlines()[0][:120] if text else type(exc).__name__
+
+
+def _to_grey(image: Image.Image) -> np.ndarray:
+    """Any PNG mode -> (H, W) float32 in [0, 1], transparency flattened."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L"):
+        wide: np.ndarray = np.clip(np.asarray(image, dtype=np.float32) / 65535.0, 0.0, 1.0)
+        return wide
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "L")
+    alpha = None
+    if image.mode in ("RGBA", "LA"):
+        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
+    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0  # (H, W)
+    return grey if alpha is None else _flatten(grey, alpha)
+
+
+def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite onto the background that contrasts with what is drawn, so ink never vanishes."""
+    opaque = alpha > 0.5
+    if not opaque.any():
+        return np.zeros_like(grey)
+    background = 1.0 if grey[opaque].mean() < 0.5 else 0.0
+    flat: np.ndarray = grey * alpha + background * (1.0 - alpha)
+    return flat
 
 
 def _unfilter_in_pillow(idat: bytes, header: PngHeader) -> np.ndarray:

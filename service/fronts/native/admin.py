@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from service.api_docs import problems
 from service.errors import NotFound
-from service.schemas import ReloadRequest
+from service.fronts.native.api_docs import problems
+from service.fronts.native.schemas import ReloadRequest
 from service.settings import Settings
 from service.state import Runtime, get_runtime
 

@@ -5,9 +5,7 @@ Every refusal names the part of the request at fault: `images[2]`, `embedding`, 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from typing import TypeVar
 
 import numpy as np
@@ -17,17 +15,15 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 
-from service import codec
+from service.codec import text as text_codec
 from service.errors import (
     InvalidImage,
     InvalidJSON,
     InvalidMultipart,
-    ServiceError,
     UnsupportedMediaType,
     ValidationFailed,
 )
-from service.png import read_header
-from service.schemas import EmbeddingsRequest, ImagesRequest
+from service.fronts.native.schemas import EmbeddingsRequest, ImagesRequest
 
 Payload = tuple[str, bytes]  # (where it came from, PNG bytes)
 Model = TypeVar("Model", bound=BaseModel)
@@ -63,7 +59,7 @@ async def read_images(request: Request, max_items: int) -> list[Payload]:
     if kind == "application/json":
         parsed = parse_json(await request.body(), ImagesRequest)
         items = _at_most(parsed.all(), max_items, "images")
-        return [(name, codec.b64decode(text, name)) for name, text in items]
+        return [(name, text_codec.b64decode(text, name)) for name, text in items]
     raise _unsupported(kind, IMAGE_TYPES)
 
 
@@ -139,58 +135,6 @@ def require_json(request: Request) -> None:
     kind = media_type(request)
     if kind != "application/json":
         raise _unsupported(kind, "application/json")
-
-
-async def model_input(
-    payloads: Sequence[Payload],
-    options: codec.ImageOptions,
-    max_side: int,
-    pool: Executor,
-    model_decodes_png: bool,
-) -> np.ndarray:
-    """PNG files -> what the model's batch takes: (k, 2) codec.png_items when every file is a
-    28x28 8-bit grey PNG and the model can decode them, off the event loop; else the decoded
-    (k, 28, 28) float32 of `decode_images`."""
-    if not model_decodes_png:
-        return await decode_images(payloads, options, max_side, pool)
-    items = codec.png_items(len(payloads))  # (k, 2)
-    for i, (name, data) in enumerate(payloads):
-        try:
-            item = codec.model_png(data, read_header(data, max_side), options)
-        except ServiceError as exc:
-            raise _named(exc, name) from None
-        if item is None:
-            return await decode_images(payloads, options, max_side, pool)
-        items[i] = item
-    return items
-
-
-async def decode_images(
-    payloads: Sequence[Payload], options: codec.ImageOptions, max_side: int, pool: Executor
-) -> np.ndarray:
-    """PNG files -> (k, 28, 28) float32. Small grey files inline, the rest in the codec pool."""
-    loop = asyncio.get_running_loop()
-    images = []
-    for name, data in payloads:
-        try:
-            header = read_header(data, max_side)
-            if codec.is_cheap(header):
-                images.append(codec.prepare(data, header, options))
-            else:
-                images.append(
-                    await loop.run_in_executor(pool, codec.prepare, data, header, options)
-                )
-        except ServiceError as exc:
-            raise _named(exc, name) from None
-    return np.stack(images)  # (k, 28, 28)
-
-
-def _named(exc: ServiceError, name: str) -> ServiceError:
-    if isinstance(exc, ValidationFailed) or name == "body":
-        return exc
-    exc.detail = f"{name}: {exc.detail}"
-    exc.args = (exc.detail,)
-    return exc
 
 
 def embeddings_array(rows: Sequence[tuple[str, list[float]]], dim: int) -> np.ndarray:

@@ -25,8 +25,9 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.auth import does_work
-from service.errors import NotReady, problem_response
+from service.errors import NotReady
+from service.fronts.auth import does_work
+from service.fronts.problems import problem_response
 from service.state import Runtime
 
 log = logging.getLogger("service")

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from service import codec, layers, png, serving
-from service.batching import Outputs
+from service.codec import digits as codec
+from service.codec import png
+from service.core.batching import Outputs
+from service.runtime import layers, serving
 
 log = logging.getLogger("service")
 

@@ -10,7 +10,7 @@ from starlette.responses import FileResponse
 from service.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"  # service/static
 
 # Only these kinds are served; anything else in the folder stays private.
 MEDIA_TYPES = {

@@ -11,8 +11,8 @@ from typing import Literal
 
 import numpy as np
 
-from service.batching import MicroBatcher, Timing
-from service.codec import are_png_items
+from service.codec.digits import are_png_items
+from service.core.batching import MicroBatcher, Timing
 
 Method = Literal["linear", "slerp"]
 

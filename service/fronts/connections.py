@@ -19,8 +19,9 @@ import sys
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from service.errors import PROBLEM_MEDIA_TYPE, MalformedHTTP, problem_json
-from service.request_ids import new_request_id
+from service.errors import MalformedHTTP
+from service.fronts.problems import PROBLEM_MEDIA_TYPE, problem_json
+from service.fronts.request_ids import new_request_id
 
 BODY_RECEIVED = "service.body_received"  # scope key: True once the server holds the whole body
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.query import documented
-from service.schemas import (
+from service.fronts.native.query import documented
+from service.fronts.native.schemas import (
     EmbeddingsRequest,
     EncodeResponse,
     ImagesResponse,

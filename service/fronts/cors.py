@@ -10,7 +10,8 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import BadRequest, problem_response
+from service.errors import BadRequest
+from service.fronts.problems import problem_response
 
 ALLOW_HEADERS = ("Authorization", "X-API-Key", "X-Request-ID", "Content-Type", "Accept")
 _BODY_HEADERS = ("content-length", "content-type")

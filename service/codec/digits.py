@@ -1,4 +1,4 @@
-"""Bytes to model input and model output to bytes: PNG, base64, GIF and strips.
+"""PNG files to model input.
 
 Any PNG a client has (1-bit to 16-bit, grey, palette, RGB, with or without alpha, any size up to
 the limit) becomes what the model was trained on: 28x28 float32 in [0, 1], light ink on a dark
@@ -7,25 +7,24 @@ background, the digit fitted and centred the way MNIST was made.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
-import re
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from service.errors import InvalidBase64, InvalidImage
-from service.png import PngHeader, canonical_grey8, decode_grey8, encode_grey8, read_header
+from service.codec.png import PngHeader, canonical_grey8, decode_pixels, read_header
+from service.errors import ServiceError, ValidationFailed
 
 SIDE = 28
 DIGIT_BOX = 20  # MNIST fitted each digit in 20x20, then centred it by mass in 28x28
 INK_THRESHOLD = 0.1
 INLINE_PIXELS = 64 * 64  # decode bigger images off the event loop
-_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-f]+>")
 
+Payload = tuple[str, bytes]  # (where in the request it came from, PNG bytes)
 Invert = Literal["auto", "true", "false"]
 Fit = Literal["mnist", "stretch"]
 
@@ -71,55 +70,12 @@ def decode_image(data: bytes, options: ImageOptions, max_side: int) -> np.ndarra
 
 
 def prepare(data: bytes, header: PngHeader, options: ImageOptions) -> np.ndarray:
-    if header.is_plain_grey8:
-        grey = decode_grey8(data, header).astype(np.float32) * np.float32(1 / 255)  # (H, W)
-    else:
-        grey = _decode_with_pillow(data)
+    grey = decode_pixels(data, header)  # (H, W) float32 in [0, 1]
     if _should_invert(grey, options.invert):
         grey = 1.0 - grey
     if grey.shape != (SIDE, SIDE):
         grey = fit_mnist(grey) if options.fit == "mnist" else _resize(grey, SIDE, SIDE)
     return grey
-
-
-def _decode_with_pillow(data: bytes) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            image.load()
-            return _to_grey(image)
-    except Exception as exc:
-        # Pillow's chunk readers meet hostile bytes with whatever breaks first (struct.error
-        # from a short cHRM, IndexError from a 2-byte iCCP, ...): all mean an unreadable file.
-        raise InvalidImage(f"PNG could not be decoded ({_short(exc)})") from None
-
-
-def _short(exc: Exception) -> str:
-    text = _OBJECT_REPR.sub("", str(exc)).strip()  # no "<_io.BytesIO object at 0x...>"
-    return text.splitlines()[0][:120] if text else type(exc).__name__
-
-
-def _to_grey(image: Image.Image) -> np.ndarray:
-    """Any PNG mode -> (H, W) float32 in [0, 1], transparency flattened."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L"):
-        wide: np.ndarray = np.clip(np.asarray(image, dtype=np.float32) / 65535.0, 0.0, 1.0)
-        return wide
-    if image.mode == "P" or image.mode == "PA":
-        image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "L")
-    alpha = None
-    if image.mode in ("RGBA", "LA"):
-        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0  # (H, W)
-    return grey if alpha is None else _flatten(grey, alpha)
-
-
-def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite onto the background that contrasts with what is drawn, so ink never vanishes."""
-    opaque = alpha > 0.5
-    if not opaque.any():
-        return np.zeros_like(grey)
-    background = 1.0 if grey[opaque].mean() < 0.5 else 0.0
-    flat: np.ndarray = grey * alpha + background * (1.0 - alpha)
-    return flat
 
 
 def _should_invert(grey: np.ndarray, invert: Invert) -> bool:
@@ -169,33 +125,51 @@ def _resize(grey: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """(28, 28) uint8 -> PNG."""
-    return encode_grey8(image)
+async def model_input(
+    payloads: Sequence[Payload],
+    options: ImageOptions,
+    max_side: int,
+    pool: Executor,
+    model_decodes_png: bool,
+) -> np.ndarray:
+    """PNG files -> what the model's batch takes: (k, 2) png_items when every file is a
+    28x28 8-bit grey PNG and the model can decode them, off the event loop; else the decoded
+    (k, 28, 28) float32 of `decode_images`."""
+    if not model_decodes_png:
+        return await decode_images(payloads, options, max_side, pool)
+    items = png_items(len(payloads))  # (k, 2)
+    for i, (name, data) in enumerate(payloads):
+        try:
+            item = model_png(data, read_header(data, max_side), options)
+        except ServiceError as exc:
+            raise _named(exc, name) from None
+        if item is None:
+            return await decode_images(payloads, options, max_side, pool)
+        items[i] = item
+    return items
 
 
-def strip_png(frames: np.ndarray) -> bytes:
-    """(n, 28, 28) uint8 -> one (28, 28 n) PNG, frames left to right."""
-    return encode_grey8(np.concatenate(list(frames), axis=1))
+async def decode_images(
+    payloads: Sequence[Payload], options: ImageOptions, max_side: int, pool: Executor
+) -> np.ndarray:
+    """PNG files -> (k, 28, 28) float32. Small grey files inline, the rest in the codec pool."""
+    loop = asyncio.get_running_loop()
+    images = []
+    for name, data in payloads:
+        try:
+            header = read_header(data, max_side)
+            if is_cheap(header):
+                images.append(prepare(data, header, options))
+            else:
+                images.append(await loop.run_in_executor(pool, prepare, data, header, options))
+        except ServiceError as exc:
+            raise _named(exc, name) from None
+    return np.stack(images)  # (k, 28, 28)
 
 
-def gif_bytes(frames: np.ndarray, frame_ms: int = 100) -> bytes:
-    """(n, 28, 28) uint8 -> an animated GIF that loops forever."""
-    images = [Image.fromarray(frame) for frame in frames]  # mode L
-    out = io.BytesIO()
-    images[0].save(out, "GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    return out.getvalue()
-
-
-def b64decode(text: str, field: str) -> bytes:
-    """Standard base64, with or without a `data:image/png;base64,` prefix and line breaks."""
-    if text.startswith("data:"):
-        _, _, text = text.partition(",")
-    try:
-        return binascii.a2b_base64("".join(text.split()), strict_mode=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidBase64(f"{field} is not valid base64 ({exc})") from None
-
-
-def b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _named(exc: ServiceError, name: str) -> ServiceError:
+    if isinstance(exc, ValidationFailed) or name == "body":
+        return exc
+    exc.detail = f"{name}: {exc.detail}"
+    exc.args = (exc.detail,)
+    return exc

@@ -10,13 +10,16 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service import api_docs, codec, inputs
-from service.batching import Timing
+from service.codec import digits as codec
+from service.codec import frames as frames_codec
+from service.codec import png, text
+from service.core.batching import Timing
+from service.core.inference import Frames, Method
 from service.errors import NotReady, ValidationFailed
-from service.inference import Frames, Method
-from service.negotiation import MEDIA_TYPES, choose_format
-from service.query import parse_query
-from service.schemas import InterpolateRequest
+from service.fronts.native import api_docs, inputs
+from service.fronts.native.negotiation import MEDIA_TYPES, choose_format
+from service.fronts.native.query import parse_query
+from service.fronts.native.schemas import InterpolateRequest
 from service.state import Runtime
 
 router = APIRouter()
@@ -75,12 +78,12 @@ def _name_serving_model(request: Request, rt: Runtime, timing: Timing) -> dict[s
 
 
 async def _images(request: Request, rt: Runtime, invert: str, fit: str) -> np.ndarray:
-    """The request's images as the model's batch takes them (see `inputs.model_input`)."""
+    """The request's images as the model's batch takes them (see `codec.model_input`)."""
     s = rt.settings
     payloads = await inputs.read_images(request, s.max_items)
     options = codec.ImageOptions(invert, fit)  # type: ignore[arg-type]
     assert rt.codec_pool is not None
-    return await inputs.model_input(
+    return await codec.model_input(
         payloads, options, s.max_image_side, rt.codec_pool, rt.model.decodes_png
     )
 
@@ -125,9 +128,9 @@ async def decode(request: Request) -> Response:
     images, timing = await rt.inference.decode(embeddings)
     fields = _name_serving_model(request, rt, timing)
     if fmt == "png":
-        response: Response = PngBody(codec.png_bytes(images[0]))
+        response: Response = PngBody(png.encode_grey8(images[0]))
     else:
-        pngs = [codec.b64encode(codec.png_bytes(image)) for image in images]
+        pngs = [text.b64encode(png.encode_grey8(image)) for image in images]
         response = JSONBody({**fields, "images": pngs})
     _observe(rt, "/decode", began, decoded, timing)
     return response
@@ -152,9 +155,9 @@ async def reconstruct(request: Request) -> Response:
     fields = _name_serving_model(request, rt, timing)
     if fmt == "png":
         mse_header = (b"x-reconstruction-mse", f"{float(mse[0]):.6g}".encode())
-        response: Response = PngBody(codec.png_bytes(pixels[0]), mse_header)
+        response: Response = PngBody(png.encode_grey8(pixels[0]), mse_header)
     else:
-        pngs = [codec.b64encode(codec.png_bytes(image)) for image in pixels]
+        pngs = [text.b64encode(png.encode_grey8(image)) for image in pixels]
         response = JSONBody({**fields, "images": pngs, "mse": mse.astype(np.float64)})
     _observe(rt, "/reconstruct", began, decoded, timing)
     return response
@@ -222,7 +225,7 @@ async def _read_endpoints(
         if missing:
             raise ValidationFailed(missing)
         payloads = [("start", files["start"]), ("end", files["end"])]
-        images = await inputs.decode_images(payloads, options, s.max_image_side, rt.codec_pool)
+        images = await codec.decode_images(payloads, options, s.max_image_side, rt.codec_pool)
         steps, method = await _form_options(request)
         return [("start", images[0], True), ("end", images[1], True)], steps, method
     inputs.require_json(request)
@@ -231,8 +234,8 @@ async def _read_endpoints(
     for name in ("start", "end"):
         value = getattr(body, name)
         if isinstance(value, str):
-            data = codec.b64decode(value, name)
-            image = await inputs.decode_images(
+            data = text.b64decode(value, name)
+            image = await codec.decode_images(
                 [(name, data)], options, s.max_image_side, rt.codec_pool
             )
             endpoints.append((name, image[0], True))
@@ -284,11 +287,11 @@ async def _embed_endpoints(
 
 def _frames_response(fields: dict[str, Any], frames: Frames, fmt: str, method: Method) -> Response:
     if fmt == "gif":
-        return Response(codec.gif_bytes(frames.images), media_type=MEDIA_TYPES["gif"])
+        return Response(frames_codec.gif_bytes(frames.images), media_type=MEDIA_TYPES["gif"])
     if fmt == "png":
-        return Response(codec.strip_png(frames.images), media_type=MEDIA_TYPES["png"])
+        return Response(frames_codec.strip_png(frames.images), media_type=MEDIA_TYPES["png"])
     items = [
-        {"t": float(t), "image": codec.b64encode(codec.png_bytes(image)), "embedding": embedding}
+        {"t": float(t), "image": text.b64encode(png.encode_grey8(image)), "embedding": embedding}
         for t, image, embedding in zip(frames.t, frames.images, frames.embeddings, strict=True)
     ]
     return JSONBody({**fields, "method": method, "steps": len(items), "frames": items})

@@ -14,7 +14,8 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import Unauthorized, problem_response
+from service.errors import Unauthorized
+from service.fronts.problems import problem_response
 
 VERB_PATHS = frozenset({"/encode", "/decode", "/reconstruct", "/interpolate"})
 ADMIN_PREFIX = "/admin"

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service import heap
 from service.errors import ModelRejected, NotFound, ServiceError
 from service.metrics import Metrics
-from service.runtime import Engine, LoadedModel, ModelLoadError, load_model
+from service.runtime import heap
+from service.runtime.model import Engine, LoadedModel, ModelLoadError, load_model
 from service.settings import Settings
 
 log = logging.getLogger("service")
