@@ -31,11 +31,10 @@ RUN python -m venv /opt/venv \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
-COPY client ./client
 COPY training ./training
 # No extras: the training and dev tools stay out of the image.
 RUN pip install --no-cache-dir . \
-    && python -c "import service, client"
+    && python -c "import service"
 
 # ---- runtime: the virtual environment, the model and an unprivileged user ----
 FROM ${PYTHON_IMAGE} AS runtime

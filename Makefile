@@ -5,17 +5,20 @@ PYTHON  ?= python3
 
 .PHONY: serve test test-fast train bench lint system-deps clean
 
-# A stamp per extra, remade only when pyproject.toml changes, so a ready venv is not reinstalled.
+# A stamp per extra, remade only when a pyproject.toml changes, so a ready venv is not reinstalled.
+# The SDK (sdk/) is its own distribution: installed editable beside the service, in one resolve.
+PROJECTS := pyproject.toml sdk/pyproject.toml
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.stamp-runtime: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+$(VENV)/.stamp-runtime: $(PROJECTS) | $(PY)
+	$(PY) -m pip install --quiet -e ./sdk -e .
 	touch $@
 
-$(VENV)/.stamp-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(VENV)/.stamp-dev: $(PROJECTS) | $(PY)
+	$(PY) -m pip install --quiet -e ./sdk -e '.[dev]'
 	touch $@ $(VENV)/.stamp-runtime
 
 serve: $(VENV)/.stamp-runtime

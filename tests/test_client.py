@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from digit_ae_client import ApiError, AsyncClient, BadRequest, Client, Unauthorized, ValidationError
 from PIL import Image, ImageDraw
 
-from client import ApiError, AsyncClient, BadRequest, Client, Unauthorized, ValidationError
 from tests.support import Service, start_service
 
 KEY = "client-test-key"

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from tests.support import ROOT, Service, free_port, start_service
 
 KEY = "cli-test-key"
-CLI = [sys.executable, "-m", "client"]  # the same main() as the `ae-client` script
+CLI = [sys.executable, "-m", "digit_ae_client"]  # the same main() as the `ae-client` script
 SCRIPT = Path(sys.executable).parent / "ae-client"
 
 
@@ -160,7 +160,7 @@ def test_usage_and_local_file_errors_exit_2(tmp_path: Path) -> None:
 
 def test_importing_the_client_loads_neither_torch_nor_the_service() -> None:
     code = (
-        "import sys; import client, client.cli; "
+        "import sys; import digit_ae_client, digit_ae_client.cli; "
         "loaded = [m for m in sys.modules if m.split('.')[0] in ('torch', 'service', 'training')]; "
         "assert not loaded, loaded"
     )
@@ -170,15 +170,15 @@ def test_importing_the_client_loads_neither_torch_nor_the_service() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert "client.cli" in imported
+    assert "digit_ae_client.cli" in imported
     assert not {name for name in imported if name.split(".")[0] in ("torch", "service")}
 
 
 def test_the_cli_runs_where_torch_cannot_be_imported() -> None:
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['service'] = None; "  # import fails
-        f"from client.cli import main; sys.exit(main(['--url', 'http://127.0.0.1:{free_port()}', "
-        "'--retries', '0', 'ready']))"
+        "from digit_ae_client.cli import main; "
+        f"sys.exit(main(['--url', 'http://127.0.0.1:{free_port()}', '--retries', '0', 'ready']))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -10,9 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-
-from client import (
+from digit_ae_client import (
     ApiError,
     Client,
     InvalidInput,
@@ -23,6 +21,7 @@ from client import (
     files,
     images,
 )
+from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import numpy as np
 import pytest
+from digit_ae_client import AsyncClient, Client, Overloaded, Unreachable
+from digit_ae_client._core import Attempts, Config, RetryPolicy
+from digit_ae_client.calls import model
 
-from client import AsyncClient, Client, Overloaded, Unreachable
-from client._core import Attempts, Config, RetryPolicy
-from client.calls import model
 from tests.support import free_port
 
 DIGIT = np.zeros((28, 28), dtype=np.uint8)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from client import images
+from digit_ae_client import images
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,13 +18,14 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from client import errors
-from client.errors import ApiError, InvalidInput, Unreachable
+from digit_ae_client import errors
+from digit_ae_client._version import __version__
+from digit_ae_client.errors import ApiError, InvalidInput, Unreachable
 
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-USER_AGENT = "ae-client/0.1"
+USER_AGENT = f"digit-ae-client/{__version__}"
 
 # Failures where the request may not have reached the model, or the connection broke; every
 # verb is a pure function of its input, so sending it again is safe. A read timeout is not

@@ -12,11 +12,11 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from client import images
-from client._core import Call, check, json_body, json_object
-from client.errors import InvalidInput
-from client.images import ImageLike, Images
-from client.results import Interpolation, Reconstruction
+from digit_ae_client import images
+from digit_ae_client._core import Call, check, json_body, json_object
+from digit_ae_client.errors import InvalidInput
+from digit_ae_client.images import ImageLike, Images
+from digit_ae_client.results import Interpolation, Reconstruction
 
 Embeddings: TypeAlias = Sequence[float] | Sequence[Sequence[float]] | np.ndarray
 Endpoint: TypeAlias = ImageLike | Sequence[float]

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from client.errors import InvalidInput
+from digit_ae_client.errors import InvalidInput
 
 
 def read_embeddings(source: str) -> tuple[list[list[float]], list[str]]:

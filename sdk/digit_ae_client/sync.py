@@ -9,11 +9,11 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from client import calls
-from client._core import Attempts, Call, Config, new_request_id
-from client.calls import Embeddings, Endpoint, Fit, Invert, Method
-from client.images import Images
-from client.results import Interpolation, Reconstruction
+from digit_ae_client import calls
+from digit_ae_client._core import Attempts, Call, Config, new_request_id
+from digit_ae_client.calls import Embeddings, Endpoint, Fit, Invert, Method
+from digit_ae_client.images import Images
+from digit_ae_client.results import Interpolation, Reconstruction
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from typing import TypeAlias
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from client.errors import InvalidInput
+from digit_ae_client.errors import InvalidInput
 
 ImageLike: TypeAlias = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 Images: TypeAlias = ImageLike | Sequence[ImageLike]

@@ -1,6 +1,6 @@
-"""A client for the digit autoencoder service: a Python SDK and the `ae-client` command.
+"""The digit autoencoder service's SDK: a Python client and the `ae-client` command.
 
-    from client import Client
+    from digit_ae_client import Client
 
     with Client("http://127.0.0.1:8000") as ae:
         z = ae.encode(["three.png", "eight.png"])       # (2, 64) float32
@@ -11,8 +11,9 @@
 `AsyncClient` has the same verbs, awaited. Needs httpx, pillow and numpy only.
 """
 
-from client.aio import AsyncClient
-from client.errors import (
+from digit_ae_client._version import __version__
+from digit_ae_client.aio import AsyncClient
+from digit_ae_client.errors import (
     ApiError,
     BadRequest,
     ClientError,
@@ -27,8 +28,8 @@ from client.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
-from client.results import Interpolation, Reconstruction
-from client.sync import Client
+from digit_ae_client.results import Interpolation, Reconstruction
+from digit_ae_client.sync import Client
 
 __all__ = [
     "ApiError",
@@ -48,4 +49,5 @@ __all__ = [
     "Unreachable",
     "UnsupportedMediaType",
     "ValidationError",
+    "__version__",
 ]

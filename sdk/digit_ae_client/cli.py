@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from client import files, images
-from client.errors import ApiError, InvalidInput, Unreachable
-from client.sync import Client
+from digit_ae_client import files, images
+from digit_ae_client.errors import ApiError, InvalidInput, Unreachable
+from digit_ae_client.sync import Client
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
