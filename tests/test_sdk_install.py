@@ -86,7 +86,7 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> SdkVenv:
     venv = SdkVenv(base / "venv", base)
     made = venv.run([sys.executable, "-m", "venv", venv.root])
     assert made.returncode == 0, made.stderr
-    pip = [venv.root / "bin" / "python", "-m", "pip", "install", "--quiet", "./sdk"]
+    pip: list[str | Path] = [venv.root / "bin" / "python", "-m", "pip", "install", "-q", "./sdk"]
     installed = venv.run(pip, cwd=checkout)
     assert installed.returncode == 0, installed.stderr
     return venv
