@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from service.app import create_app
 from service.fronts.connections import HeadDeadlineProtocol
 from service.fronts.shutdown import ServiceServer
+from service.logs import configure_logging
 from service.runtime.model import ModelLoadError, load_model, resolve_device
 from service.settings import Settings
 
@@ -36,7 +37,7 @@ def main() -> int:
     settings = _read_settings()
     if settings is None:
         return 2
-    configure_logging(settings)
+    configure_logging(settings.log_format, settings.log_level)
     try:
         model = load_model(
             settings.model_path, resolve_device(settings.device), settings.model_sha256
@@ -52,18 +53,10 @@ def main() -> int:
     return 0
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def worker_app() -> FastAPI:
     """What each of several workers serves (uvicorn starts them fresh: log set-up included)."""
     settings = Settings()
-    configure_logging(settings)
+    configure_logging(settings.log_format, settings.log_level)
     HeadDeadlineProtocol.head_timeout = settings.request_timeout
     return create_app(settings)
 
@@ -75,7 +68,10 @@ def _read_settings() -> Settings | None:
         problems = "; ".join(
             f"AE_{'.'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in exc.errors()
         )
-        print(f"cannot start: invalid settings: {problems}", file=sys.stderr)
+        # The settings are what failed: the line takes AE_LOG_FORMAT as it stands.
+        wanted = os.environ.get("AE_LOG_FORMAT", "").strip().lower()
+        configure_logging("json" if wanted == "json" else "text", "info")
+        log.error("cannot start: invalid settings: %s", problems)
         return None
 
 
@@ -86,7 +82,8 @@ def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.access_log,
+        log_config=None,  # uvicorn's loggers propagate to the one handler service/logs.py sets
+        access_log=False,  # the access line is RequestContext's, with the request's fields
         server_header=False,  # no versions advertised
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         loop="uvloop",

@@ -66,6 +66,7 @@ def _outer_layers(inner: ASGIApp, settings: Settings, runtime: Runtime) -> ASGIA
         body_timeout=settings.request_timeout,
         metrics=runtime.metrics,
         model_version=runtime.model_version,
+        access_log=settings.access_log,
     )
 
 

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object a line, for log shippers (service/logs.py)"
+    )
     access_log: bool = Field(False, description="one log line per request (metrics count them)")
     otel: bool = Field(
         False, description="FastAPI's OpenTelemetry spans and metrics, for an SDK set up around "

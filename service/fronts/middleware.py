@@ -1,12 +1,14 @@
 """What every HTTP request gets, as plain ASGI (no per-request objects beyond a closure):
 a request id, the `X-Request-ID` and `X-Model-Version` response headers, the body-size limit
 (refused from `Content-Length` before reading, or as soon as a chunked body passes it), a
-deadline for the body to arrive, and the request count / latency / in-flight metrics.
+deadline for the body to arrive, the request count / latency / in-flight metrics, and the
+access log line (AE_ACCESS_LOG) with the request's id, route, status, duration and model version.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -21,6 +23,8 @@ from service.metrics import Metrics
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
+access_log = logging.getLogger("service.access")
+
 
 class RequestContext:
     def __init__(
@@ -31,12 +35,14 @@ class RequestContext:
         body_timeout: float,
         metrics: Metrics,
         model_version: Callable[[], str],
+        access_log: bool = False,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.metrics = metrics
         self.model_version = model_version
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,7 +75,11 @@ class RequestContext:
                 await self.app(scope, self._limited(scope, receive), send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.request_finished(_route_label(scope), status, elapsed)
+            route = _route_label(scope)
+            self.metrics.request_finished(route, status, elapsed)
+            if self.access_log:
+                version = scope.get("model_version") or self.model_version()
+                log_access(scope, request_id, route, status, elapsed, version)
 
     async def _refuse_declared(self, declared: int, request_id: str, send: Send) -> None:
         exc = PayloadTooLarge(
@@ -128,6 +138,24 @@ def _read_headers(scope: Scope) -> tuple[str | None, int | None]:
         elif name == b"content-length":
             declared = int(value) if value.isdigit() else None
     return request_id, declared
+
+
+def log_access(
+    scope: Scope, request_id: str, route: str, status: int, elapsed: float, version: str
+) -> None:
+    """One line per request; its fields are what `service/logs.py` writes as JSON fields."""
+    # The path as sent (percent-encoded), so that no decoded character can break a text line.
+    path = (scope.get("raw_path") or scope["path"].encode()).decode("ascii", "backslashreplace")
+    client = scope.get("client")
+    duration_ms = round(elapsed * 1000, 3)
+    access_log.info(
+        "%s %s %d %.1f ms", scope["method"], path, status, duration_ms,
+        extra={
+            "request_id": request_id, "method": scope["method"], "route": route, "path": path,
+            "status": status, "duration_ms": duration_ms, "model_version": version,
+            "client": f"{client[0]}:{client[1]}" if client else None,
+        },
+    )  # fmt: skip
 
 
 def _route_label(scope: Scope) -> str:
