@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +66,32 @@ def test_a_text_line_appends_the_request_fields() -> None:
     record = _record("GET /x 404 0.4 ms", request_id="abc", route="unmatched", client=None)
     line = TextFormatter().format(record)
     assert line.endswith(" WARNING service: GET /x 404 0.4 ms request_id=abc route=unmatched")
+
+
+UNCAUGHT = """
+import threading, warnings
+from service.logs import configure_logging
+configure_logging("json", "info")
+warnings.warn("a warning")
+thread = threading.Thread(target=lambda: 1 / 0, name="worker-7")
+thread.start()
+thread.join()
+raise RuntimeError("not caught")
+"""
+
+
+def test_warnings_and_uncaught_exceptions_are_json_lines_too() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", UNCAUGHT], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    warned, in_thread, uncaught = (json.loads(line) for line in done.stderr.splitlines())
+    assert (warned["logger"], warned["level"]) == ("py.warnings", "WARNING")
+    assert "UserWarning: a warning" in warned["message"]
+    assert in_thread["message"] == "uncaught ZeroDivisionError in worker-7"
+    assert "Traceback" in in_thread["exception"]
+    assert (uncaught["level"], uncaught["message"]) == ("CRITICAL", "uncaught RuntimeError")
+    assert "RuntimeError: not caught" in uncaught["exception"]
 
 
 def test_the_access_line_comes_from_the_request_context(caplog: pytest.LogCaptureFixture) -> None:
