@@ -10,6 +10,7 @@ declare -A want=(
     [hey]=hey
     [chromium]="chromium fonts-liberation"
     [docker-compose]=docker-compose
+    [kubectl]=kubectl
 )
 missing=()
 for cmd in "${!want[@]}"; do
@@ -23,4 +24,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing ${missing[*]} from Debian"
 apt-get update -qq
+# `kubectl kustomize` renders deploy/. Debian bookworm has no kubectl package (its
+# kubernetes-client is 1.20, whose kustomize knows no `patches:`); the Kubernetes or Google Cloud
+# apt repository has one, where the machine has either among its sources.
+if [[ " ${missing[*]} " == *" kubectl "* ]] && ! apt-cache show kubectl >/dev/null 2>&1; then
+    echo "kubectl is in none of this machine's apt sources; add https://pkgs.k8s.io as" \
+        "https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ shows" >&2
+    for i in "${!missing[@]}"; do [ "${missing[$i]}" != kubectl ] || unset "missing[$i]"; done
+    [ ${#missing[@]} -eq 0 ] && exit 0
+fi
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,9 +1,9 @@
 """The deployment files, checked by the tools that will read them: docker-compose, hadolint,
-kubernetes-validate; and their limits checked against the service's own defaults."""
+`kubectl kustomize`, kubernetes-validate; and their limits checked against the service's own
+defaults. deploy/kserve has its own file, test_deploy_kserve.py."""
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import re
@@ -17,9 +17,16 @@ import pytest
 import yaml
 
 from service.settings import Settings
+from tests.manifests import (
+    K8S,
+    KSERVE,
+    by_kind,
+    kustomize,
+    listed_in_kustomizations,
+    manifest_files,
+)
 from tests.support import ROOT, require_program
 
-K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 
@@ -189,70 +196,8 @@ def test_nginx_retries_the_next_replica_and_passes_the_request_id() -> None:
 # ---- Kubernetes ----
 
 
-def load_yaml(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def merge(base: Any, patch: Any) -> Any:
-    """A strategic merge as kustomize does it for these files: maps merge, lists of named
-    items (containers, env, volumes) merge by name, other lists are replaced."""
-    if isinstance(base, dict) and isinstance(patch, dict):
-        return {k: merge(base[k], v) if k in base else v for k, v in {**base, **patch}.items()}
-    named = isinstance(base, list) and isinstance(patch, list)
-    if named and all(isinstance(item, dict) and "name" in item for item in base + patch):
-        merged = {item["name"]: item for item in base}
-        for item in patch:
-            merged[item["name"]] = merge(merged.get(item["name"], {}), item)
-        return list(merged.values())
-    return copy.deepcopy(patch)
-
-
-def kustomize(folder: Path) -> list[dict[str, Any]]:
-    """Render a kustomization the way `kubectl kustomize` would, for the fields used here."""
-    spec = load_yaml(folder / "kustomization.yaml")[0]
-    known = {"apiVersion", "kind", "namespace", "resources", "images", "patches"}
-    assert set(spec) <= known, f"fields this renderer does not know: {set(spec) - known}"
-    docs: list[dict[str, Any]] = []
-    for resource in spec.get("resources", []):
-        path = folder / resource
-        docs += kustomize(path) if path.is_dir() else load_yaml(path)
-    for patch_file in spec.get("patches", []):
-        (patch,) = load_yaml(folder / patch_file["path"])
-        (index,) = [i for i, d in enumerate(docs) if same_object(d, patch)]
-        docs[index] = merge(docs[index], patch)
-    for image in spec.get("images", []):
-        retag(docs, image)
-    if "namespace" in spec:
-        for doc in docs:
-            if doc["kind"] != "Namespace":
-                doc["metadata"]["namespace"] = spec["namespace"]
-    return docs
-
-
-def same_object(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a["kind"] == b["kind"] and a["metadata"]["name"] == b["metadata"]["name"]
-
-
-def retag(docs: list[dict[str, Any]], image: dict[str, str]) -> None:
-    for doc in docs:
-        for container in (
-            doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
-        ):
-            name, _, tag = container["image"].partition(":")
-            if name == image["name"]:
-                container["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag)}"
-
-
-def manifest_files() -> list[Path]:
-    return sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
-
-
-def by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for doc in docs}
-
-
 def test_kubernetes_validate_passes_the_base_manifests() -> None:
-    base = [str(p) for p in manifest_files() if p.parent == K8S / "base"]
+    base = [str(p) for p in manifest_files(K8S) if p.parent == K8S / "base"]
     result = subprocess.run(
         [tool("kubernetes-validate"), "--strict", "--kubernetes-version", "1.30.0", *base],
         capture_output=True,
@@ -274,14 +219,9 @@ def test_every_rendered_manifest_is_valid(overlay: str, version: str) -> None:
         kubernetes_validate.validate(doc, version, strict=True)
 
 
-def test_every_manifest_file_is_part_of_a_kustomization() -> None:
-    listed = set()
-    for kustomization in K8S.rglob("kustomization.yaml"):
-        spec = load_yaml(kustomization)[0]
-        paths = spec.get("resources", []) + [item["path"] for item in spec.get("patches", [])]
-        listed |= {(kustomization.parent / path).resolve() for path in paths}
-
-    assert {path.resolve() for path in manifest_files()} <= listed
+@pytest.mark.parametrize("root", [K8S, KSERVE], ids=["k8s", "kserve"])
+def test_every_manifest_file_is_part_of_a_kustomization(root: Path) -> None:
+    assert {path.resolve() for path in manifest_files(root)} <= listed_in_kustomizations(root)
 
 
 def test_deployment_probes_and_shutdown_fit_the_service() -> None:
