@@ -1,11 +1,15 @@
-"""PNG at the byte level: header checks for every file, and a fast path for 8-bit grey.
+"""The PNG format: header checks, chunks, rows, and pixels out as grey; and the PNG we write.
 
-Reading the header first lets the service refuse a huge image before a pixel is inflated.
-Most digits arrive (and all leave) as small 8-bit greyscale PNGs. A 28x28 one is checked here and
-rewritten (`canonical_grey8`) for the model's batch to decode; other sizes are decoded here with
-zlib and numpy (and, for Average and Paeth rows, Pillow's pixel decoder alone), where a general
-decoder costs ten times that on the event loop. Anything else goes to Pillow's full decoder,
-made grey with its transparency flattened (`decode_pixels`).
+Reading the header first (`read_header`) lets the service refuse a huge image before a pixel is
+inflated. Pixels come out as (H, W) uint8 grey (`decode_grey`), the way Pillow greys colour
+(ITU-R 601-2 luma), transparency flattened onto whichever of black or white contrasts with what
+is drawn. 8-bit grey, grey+alpha, RGB and RGBA files that are not interlaced, all a phone canvas
+or a browser writes, are decoded here: inflated by zlib-ng, each row that only repeats the one
+above (a canvas's background) kept once, the rest unfiltered by numpy, with Pillow's pixel
+decoder for runs of Average and Paeth rows; a general decoder costs five times that. Anything
+else goes to Pillow's full decoder. A 28x28 8-bit grey file is checked and rewritten
+(`canonical_grey8`) for the model's batch to decode itself. What those pixels mean to the model
+(polarity, fitting, 28x28) is `digits`' business, not this module's.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -69,56 +74,137 @@ def read_header(data: bytes, max_side: int) -> PngHeader:
     return PngHeader(width, height, depth, color, interlace == 1)
 
 
-def decode_grey8(data: bytes, header: PngHeader) -> np.ndarray:
-    """Pixels of a plain 8-bit grey PNG as (H, W) uint8."""
-    idat, raw = _checked_rows(data, header)
-    rows = np.frombuffer(raw, np.uint8).reshape(header.height, header.width + 1)  # (H, 1 + W)
-    filters = rows[:, 0]
-    if not filters.any():  # what this service writes
-        return rows[:, 1:]
-    if filters.max() > 2:  # Average and Paeth run pixel by pixel: C does that, not numpy
-        return _unfilter_in_pillow(idat, header)
-    return _unfilter_sub_up(rows[:, 1:], filters)
+# The colour types decoded here from their rows (8-bit, not interlaced), by channel count, and
+# the Pillow mode that holds such a row as it is.
+_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_UP, _AVERAGE = 2, 3
+_INFLATE_ERROR = cast(type[Exception], zlib_ng.error)  # its stubs type it as an instance
+
+
+def decode_grey(data: bytes, header: PngHeader) -> np.ndarray:
+    """Any PNG whose header was read -> (H, W) uint8 grey, transparency flattened."""
+    if header.bit_depth == 8 and not header.interlaced and header.color_type in _CHANNELS:
+        chunks = _read_chunks(data)
+        if not chunks.animated:  # an APNG's frame chunks are Pillow's to check
+            return _decode_8bit(chunks, header, _CHANNELS[header.color_type])
+    return _decode_with_pillow(data)
 
 
 def canonical_grey8(data: bytes, header: PngHeader) -> bytes:
-    """A plain 8-bit grey PNG, checked as `decode_grey8` checks it, rewritten as the minimal PNG
+    """A plain 8-bit grey PNG, checked as `decode_grey` checks it, rewritten as the minimal PNG
     of the same pixels: IHDR, one IDAT of the rows still filtered but stored (not deflated),
     IEND. The model's batch unfilters these in C, off the event loop (`runtime/serving.py`); that
     decoder (libpng, through torchvision) crashes the process on some malformed streams, so it
     is only ever given a file built here from rows whose length and filter bytes were checked."""
-    _, raw = _checked_rows(data, header)
+    raw = _checked_rows(_read_chunks(data), header, 1)
     ihdr = _IHDR.pack(header.width, header.height, 8, 0, 0, 0, 0)
     return SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 0)) + _IEND
 
 
-def _checked_rows(data: bytes, header: PngHeader) -> tuple[bytes, bytes]:
-    """The IDAT stream and its rows inflated, (H * (1 + W)) bytes, each with a filter byte 0-4.
-    Every chunk's CRC is checked and the stream must inflate, completely, to exactly that."""
-    idat = _collect_idat(data)
-    row = header.width + 1  # one filter byte per row
+def _checked_rows(chunks: _Chunks, header: PngHeader, channels: int) -> bytes:
+    """The IDAT stream inflated: (H * (1 + W * channels)) bytes, rows of 8-bit samples each
+    after a filter byte 0-4. Every chunk's CRC is checked. A plain grey stream must inflate,
+    completely, to exactly that (the model's batch decodes those: `canonical_grey8`); of any
+    other, as of Pillow's decoder, no more is read than the header implies."""
+    row = header.width * channels + 1  # one filter byte per row
     expected = row * header.height
-    inflater = zlib.decompressobj()
+    exact = header.is_plain_grey8
+    inflater = zlib_ng.decompressobj()
     try:
-        raw = inflater.decompress(idat, expected + 1)
-    except zlib.error as exc:
+        raw: bytes = inflater.decompress(chunks.idat, expected + exact)
+    except _INFLATE_ERROR as exc:
         raise InvalidImage(f"PNG pixel data is corrupt ({exc})") from None
     if len(raw) != expected:
         raise InvalidImage(f"PNG pixel data has {len(raw)} bytes, the header implies {expected}")
-    if not inflater.eof:
+    if exact and not inflater.eof:
         raise InvalidImage("PNG pixel data ends before its compressed stream does (truncated)")
     highest = max(raw[::row])  # the filter bytes
     if highest > 4:
         raise InvalidImage(f"PNG row filter {highest} does not exist (filters are 0-4)")
-    return idat, raw
+    return raw
 
 
-def decode_pixels(data: bytes, header: PngHeader) -> np.ndarray:
-    """Any PNG whose header was read -> (H, W) float32 grey in [0, 1], transparency flattened:
-    plain 8-bit grey here with zlib and numpy, every other kind by Pillow."""
-    if header.is_plain_grey8:
-        return decode_grey8(data, header).astype(np.float32) * np.float32(1 / 255)  # (H, W)
-    return _decode_with_pillow(data)
+def _decode_8bit(chunks: _Chunks, header: PngHeader, channels: int) -> np.ndarray:
+    raw = _checked_rows(chunks, header, channels)
+    if not header.is_plain_grey8:
+        _check_other_chunks(chunks, header, channels)
+    rows = np.frombuffer(raw, np.uint8).reshape(header.height, -1)  # (H, 1 + W * C)
+    distinct, index = _unfilter(rows, channels)  # (K, W * C): the rows that differ, (H,)
+    if channels == 1:
+        grey, alpha = distinct, None
+    else:
+        # Pillow holds RGB as RGBX: let it unpack the rows and grey them, in C.
+        mode, size = _MODES[channels], (header.width, len(distinct))
+        image = Image.frombuffer(mode, size, np.ascontiguousarray(distinct), "raw", mode, 0, 1)
+        grey = np.asarray(image.convert("L"))  # (K, W)
+        alpha = np.asarray(image.getchannel("A")) if channels % 2 == 0 else None  # (K, W)
+    if index is not None:
+        grey = grey[index]  # (H, W)
+        alpha = None if alpha is None else alpha[index]
+    return grey if alpha is None else _flatten(grey, alpha)
+
+
+def _unfilter(rows: np.ndarray, bpp: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, 1 + S) filtered rows of `bpp` bytes a pixel -> (K, S) pixel rows, and which of
+    them each of the H rows is (None when K == H). A row filtered Up with nothing to add
+    repeats the one above; it is kept once (a blank canvas is mostly such rows)."""
+    filters, pixels = rows[:, 0], rows[:, 1:]
+    if not filters.any():  # what this service writes
+        return pixels, None
+    repeats = (filters == _UP) & ~pixels.any(axis=1)  # (H,)
+    repeats[0] = False
+    if not repeats.any():
+        out = pixels.copy()
+        _unfilter_rows(out, filters, bpp)
+        return out, None
+    kept = ~repeats
+    out = pixels[kept]  # (K, S)
+    _unfilter_rows(out, filters[kept], bpp)
+    return out, np.cumsum(kept) - 1  # (H,) each row's kept row
+
+
+def _unfilter_rows(out: np.ndarray, filters: np.ndarray, bpp: int) -> None:
+    """Undo each row's filter in place, top to bottom; each row's predecessor is the row above
+    it in `out`. Sub and Up are numpy additions; Average and Paeth run byte by byte, so
+    Pillow's decoder does each run of them in C."""
+    kinds = filters.tolist()
+    done = 0
+    for y in np.flatnonzero(filters).tolist():
+        if y < done:
+            continue
+        kind = kinds[y]
+        if kind == 1:  # Sub: a running sum along the row, per channel, modulo 256
+            row = out[y].reshape(-1, bpp)  # (W, bpp)
+            np.cumsum(row, axis=0, dtype=np.uint8, out=row)
+        elif kind == _UP:
+            if y > 0:
+                out[y] += out[y - 1]
+        else:
+            done = y + 1
+            while done < len(kinds) and kinds[done] >= _AVERAGE:
+                done += 1
+            out[y:done] = _unfilter_in_pillow(out, filters, y, done, bpp)
+
+
+def _unfilter_in_pillow(
+    out: np.ndarray, filters: np.ndarray, start: int, stop: int, bpp: int
+) -> np.ndarray:
+    """Rows start..stop of `out` unfiltered by Pillow's PNG pixel decoder alone (a quarter of
+    the cost of `Image.open`, whose chunk parsing is Python), the row above given first, as
+    stored: (stop - start, S)."""
+    width = out.shape[1] // bpp
+    block = np.zeros((stop - start + 1, out.shape[1] + 1), np.uint8)  # (n + 1, 1 + S)
+    if start > 0:
+        block[0, 1:] = out[start - 1]
+    block[1:, 0] = filters[start:stop]
+    block[1:, 1:] = out[start:stop]
+    mode = _MODES[bpp]
+    try:  # the rows were checked: this is a second line
+        image = Image.frombytes(mode, (width, len(block)), zlib_ng.compress(block, 0), "zip", mode)
+    except (ValueError, OSError) as exc:
+        raise InvalidImage(f"PNG pixel data is corrupt ({exc})") from None
+    return np.frombuffer(image.tobytes(), np.uint8).reshape(len(block), -1)[1:]
 
 
 def _decode_with_pillow(data: bytes) -> np.ndarray:
@@ -138,54 +224,52 @@ def _short(exc: Exception) -> str:
 
 
 def _to_grey(image: Image.Image) -> np.ndarray:
-    """Any PNG mode -> (H, W) float32 in [0, 1], transparency flattened."""
+    """Any PNG mode -> (H, W) uint8, transparency flattened."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L"):
-        wide: np.ndarray = np.clip(np.asarray(image, dtype=np.float32) / 65535.0, 0.0, 1.0)
-        return wide
+        wide = np.clip(np.asarray(image, dtype=np.float32) * np.float32(255 / 65535), 0, 255)
+        narrow: np.ndarray = np.rint(wide).astype(np.uint8)  # (H, W)
+        return narrow
     if image.mode == "P" or image.mode == "PA":
         image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "L")
     alpha = None
     if image.mode in ("RGBA", "LA"):
-        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0  # (H, W)
+        alpha = np.asarray(image.getchannel("A"))
+    grey = np.asarray(image.convert("L"))  # (H, W)
     return grey if alpha is None else _flatten(grey, alpha)
 
 
 def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite onto the background that contrasts with what is drawn, so ink never vanishes."""
-    opaque = alpha > 0.5
+    """Composite onto the background that contrasts with what is drawn, so ink never vanishes:
+    (H, W) uint8 grey and alpha -> (H, W) uint8."""
+    if alpha.min() == 255:
+        return grey
+    opaque = alpha >= 128  # over one half
     if not opaque.any():
         return np.zeros_like(grey)
-    background = 1.0 if grey[opaque].mean() < 0.5 else 0.0
-    flat: np.ndarray = grey * alpha + background * (1.0 - alpha)
-    return flat
+    background = 255.0 if grey[opaque].mean() < 127.5 else 0.0
+    weight = alpha.astype(np.float32) * np.float32(1 / 255)  # (H, W)
+    flat = grey * weight + np.float32(background) * (1 - weight)
+    flattened: np.ndarray = np.rint(flat).astype(np.uint8)
+    return flattened
 
 
-def _unfilter_in_pillow(idat: bytes, header: PngHeader) -> np.ndarray:
-    """Pillow's PNG pixel decoder alone (most encoders filter adaptively, Paeth included):
-    a quarter of the cost of `Image.open`, whose chunk parsing is Python. The stream has
-    already inflated to the right length above."""
-    size = (header.width, header.height)
-    try:
-        image = Image.frombytes("L", size, idat, "zip", "L", 0)
-    except (ValueError, OSError) as exc:  # the rows were checked: this is a second line
-        raise InvalidImage(f"PNG pixel data is corrupt ({exc})") from None
-    return np.frombuffer(image.tobytes(), np.uint8).reshape(header.height, header.width)
+@dataclass(frozen=True, slots=True)
+class _Chunks:
+    idat: bytes  # the IDAT chunks' data, end to end
+    before: list[bytes]  # every other chunk before the first IDAT, whole, IHDR aside
+    after: list[bytes]  # every other chunk after it, IEND aside
+
+    @property
+    def animated(self) -> bool:
+        return any(chunk[4:8] == b"acTL" for chunk in self.before)
 
 
-def _unfilter_sub_up(pixels: np.ndarray, filters: np.ndarray) -> np.ndarray:
-    out = pixels.copy()  # (H, W) uint8
-    for y in np.flatnonzero(filters):
-        if filters[y] == 1:  # Sub: running sum along the row, modulo 256
-            out[y] = np.cumsum(out[y], dtype=np.uint8)
-        elif y > 0:  # Up: add the row above
-            out[y] += out[y - 1]
-    return out
-
-
-def _collect_idat(data: bytes) -> bytes:
+def _read_chunks(data: bytes) -> _Chunks:
+    """The file's chunks, each one's CRC checked, up to IEND."""
     parts: list[bytes] = []
-    pos, end = 8, len(data)
+    before: list[bytes] = []
+    after: list[bytes] = []
+    pos, end = 8 + 25, len(data)  # past the signature and IHDR, which `read_header` checked
     while pos + 12 <= end:
         length, tag = _CHUNK_HEAD.unpack_from(data, pos)
         stop = pos + 8 + length
@@ -196,9 +280,23 @@ def _collect_idat(data: bytes) -> bytes:
         if tag == b"IDAT":
             parts.append(data[pos + 8 : stop])
         elif tag == b"IEND":
-            return b"".join(parts)
+            return _Chunks(b"".join(parts), before, after)
+        else:
+            (after if parts else before).append(data[pos : stop + 4])
         pos = stop + 4
     raise InvalidImage("PNG ends before its IEND chunk (truncated file)")
+
+
+def _check_other_chunks(chunks: _Chunks, header: PngHeader, channels: int) -> None:
+    """Refuse what Pillow's decoder refuses for the chunks around the pixels (a 2-byte cHRM,
+    a cut iCCP, a zTXt that inflates past Pillow's limit, ...): Pillow reads them, in their
+    places, around one pixel of the same kind. A file with no other chunks costs nothing."""
+    if not chunks.before and not chunks.after:
+        return
+    ihdr = _chunk(b"IHDR", _IHDR.pack(1, 1, 8, header.color_type, 0, 0, 0))
+    pixel = _chunk(b"IDAT", zlib.compress(bytes(1 + channels)))  # filter byte, one pixel
+    probe = b"".join([SIGNATURE, ihdr, *chunks.before, pixel, *chunks.after, _IEND])
+    _decode_with_pillow(probe)
 
 
 def _chunk(tag: bytes, payload: bytes) -> bytes:
