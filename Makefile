@@ -3,7 +3,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 
-.PHONY: serve test test-fast train bench lint system-deps clean
+.PHONY: serve test test-fast train bench device-check lint system-deps clean
 
 # A stamp per extra, remade only when a pyproject.toml changes, so a ready venv is not reinstalled.
 # The SDK (sdk/) is its own distribution: installed editable beside the service, in one resolve.
@@ -38,6 +38,13 @@ train: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-dev system-deps
 	$(PY) -m bench
+
+# The service on AE_DEVICE (default cuda) against the CPU's answers, under the bench's
+# /reconstruct cells, with its memory: writes bench/RESULTS-<device>.md (README, GPU check).
+# Only wrk is installed for it; where no package index answers, the cells are marked skipped.
+device-check: $(VENV)/.stamp-runtime
+	-bash scripts/install-system-deps.sh wrk
+	$(PY) -m scripts.device_check $(DEVICE_CHECK_ARGS)
 
 lint: $(VENV)/.stamp-dev
 	$(PY) -m ruff check .

@@ -35,7 +35,7 @@ def _counts(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError("a comma-separated list of integers") from None
     if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError("connection counts must be at least 1")
+        raise argparse.ArgumentTypeError("each count must be at least 1")
     return counts
 
 

@@ -47,6 +47,7 @@ class Options:
     targets: tuple[str, ...] = tuple(ROUTES)
     concurrency: tuple[int, ...] = (1, 16, 64, 256)
     modes: tuple[str, ...] = tuple(MODES)
+    mode_env: dict[str, dict[str, str]] = field(default_factory=lambda: dict(MODES))  # per mode
     seconds: float = 8.0
     warmup: float = 2.0
     threads: int = 1
@@ -58,7 +59,7 @@ class Options:
     crosscheck: bool = True  # hey at CROSSCHECK_AT connections, when that is one of the cells
 
     def service_env(self, mode: str) -> dict[str, str]:
-        env = dict(MODES[mode])
+        env = dict(self.mode_env[mode])
         if self.device:
             env["AE_DEVICE"] = self.device
         if self.model:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian programs the test suite and the benchmark drive for real:
 # nginx (replica load balancing), wrk and hey (load), Chromium (the page), docker-compose
-# (validating the compose files). Does nothing when they are all present.
+# (validating the compose files). Does nothing when they are all present. With arguments, only
+# the programs named: `bash scripts/install-system-deps.sh wrk`.
 set -euo pipefail
 
 declare -A want=(
@@ -12,6 +13,12 @@ declare -A want=(
     [docker-compose]=docker-compose
     [kubectl]=kubectl
 )
+# Named programs only, when given: `install-system-deps.sh wrk` (make device-check).
+if [ $# -gt 0 ]; then
+    for cmd in "${!want[@]}"; do
+        [[ " $* " == *" $cmd "* ]] || unset "want[$cmd]"
+    done
+fi
 missing=()
 for cmd in "${!want[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=(${want[$cmd]})
