@@ -27,6 +27,7 @@ from service.fronts.dispatch import VerbDispatch
 from service.fronts.middleware import RequestContext
 from service.fronts.native import admin, page, probes, routes
 from service.fronts.native.api_docs import API_DESCRIPTION
+from service.fronts.oip import routes as oip
 from service.fronts.problems import install_error_handlers
 from service.fronts.shutdown import ReadinessGate
 from service.metrics import Metrics
@@ -53,8 +54,9 @@ class ServiceApp(FastAPI):
 
 
 def _outer_layers(inner: ASGIApp, settings: Settings, runtime: Runtime) -> ASGIApp:
-    """From the outside in: request context, CORS, readiness gate, API keys, the verbs."""
-    app: ASGIApp = VerbDispatch(inner, routes=routes.router.routes)
+    """From the outside in: request context, CORS, readiness gate, API keys, the work routes
+    (the native verbs and OIP inference)."""
+    app: ASGIApp = VerbDispatch(inner, routes=[*routes.router.routes, *oip.router.routes])
     if settings.api_keys:
         app = APIKeys(app, keys=settings.api_keys)
     app = ReadinessGate(app, runtime=runtime)
@@ -104,6 +106,7 @@ def create_app(
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(routes.router)
+    app.include_router(oip.router)
     app.include_router(probes.router)
     app.include_router(page.router)
     app.include_router(admin.router_for(settings))

@@ -2,15 +2,18 @@
 `service.fronts.problems` is the one place that turns any exception into an HTTP answer.
 
     ServiceError                      (status, slug, title)
-    ├── BadRequest              400   bad-png, bad-base64, bad-json, bad-multipart, bad-http
+    ├── BadRequest              400   bad-png, bad-base64, bad-json, bad-multipart, bad-http;
+    │                                 OIP's bad-inference-request, bad-tensor
     ├── Unauthorized            401   missing or unknown API key
-    ├── NotFound                404   no such model file under the models folder
+    ├── NotFound                404   no such model file under the models folder;
+    │                                 unknown-model: no such OIP model or version
     ├── NotAcceptable           406   nothing we can produce matches Accept / format
     ├── BodyTimeout             408   the client stopped sending its body
     ├── PayloadTooLarge         413   body-too-large, image-too-large
     ├── UnsupportedMediaType    415
     ├── ValidationFailed        422   with a list of (field, message)
     ├── ModelRejected           422   a model file that fails validation on reload
+    ├── HeadTooLarge            431   request line and headers over AE_MAX_HEAD_BYTES
     ├── Overloaded              503   queue full (Retry-After)
     ├── NotReady                503   starting, reloading or shutting down (Retry-After)
     └── TimedOut                504   waited longer than AE_REQUEST_TIMEOUT
@@ -66,6 +69,18 @@ class InvalidMultipart(BadRequest):
     slug, title = "bad-multipart", "Not a usable multipart body"
 
 
+class InvalidInferenceRequest(BadRequest):
+    """An Open Inference Protocol request that is not a usable inference request object."""
+
+    slug, title = "bad-inference-request", "Not a usable inference request"
+
+
+class InvalidTensor(BadRequest):
+    """An OIP input or requested output at fault; the message names the tensor."""
+
+    slug, title = "bad-tensor", "Invalid tensor"
+
+
 class MalformedHTTP(BadRequest):
     """Refused by the HTTP parser, before any route sees the request (connections.py)."""
 
@@ -81,6 +96,10 @@ class Unauthorized(ServiceError):
 
 class NotFound(ServiceError):
     status, slug, title = 404, "not-found", "Not found"
+
+
+class UnknownModel(NotFound):
+    slug, title = "unknown-model", "No such model or version"
 
 
 class NotAcceptable(ServiceError):
@@ -120,6 +139,12 @@ class ValidationFailed(ServiceError):
 
 class ModelRejected(ServiceError):
     status, slug, title = 422, "model-rejected", "Model file rejected"
+
+
+class HeadTooLarge(ServiceError):
+    """Refused while the head is still arriving, before any route sees it (connections.py)."""
+
+    status, slug, title = 431, "head-too-large", "Request Header Fields Too Large"
 
 
 class Overloaded(ServiceError):

@@ -82,11 +82,20 @@ def _json_examples() -> list[tuple[str, Any]]:
     return sorted(found, key=lambda item: item[0])
 
 
+def _path_examples(label: str) -> dict[str, Any]:
+    """The documented examples of an operation's path parameters (OIP's model name)."""
+    method, path = label.split(" ", 1)
+    parameters = DOCUMENT["paths"][path][method.lower()].get("parameters", [])
+    return {p["name"]: p["example"] for p in parameters if p["in"] == "path" and "example" in p}
+
+
 @pytest.mark.parametrize(("label", "body"), _json_examples(), ids=lambda v: str(v)[:20])
 def test_documented_example_succeeds_and_conforms(label: str, body: Any, api: Service) -> None:
     """Generated bodies rarely hold a real PNG: the documented ones do, and reach the 200s."""
     operation = SCHEMA.find_operation_by_label(label)
     assert operation is not None
-    case = operation.Case(body=body, media_type="application/json")
+    case = operation.Case(
+        body=body, media_type="application/json", path_parameters=_path_examples(label)
+    )
     response = case.call_and_validate(base_url=api.url, checks=CHECKS, timeout=15)
     assert response.status_code == 200, response.text

@@ -15,6 +15,9 @@ from service.codec.digits import are_png_items
 from service.core.batching import MicroBatcher, Timing
 
 Method = Literal["linear", "slerp"]
+DEFAULT_STEPS = 10
+MIN_STEPS = 2  # both ends
+MAX_ABS_EMBEDDING = 1e4  # far outside anything the encoder produces; keeps float32 finite
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +33,9 @@ class Inference:
         self.timeout = timeout
 
     async def encode(self, images: np.ndarray) -> tuple[np.ndarray, Timing]:
-        """(k, 28, 28) float32, or (k, 2) `codec.png_items` -> (k, D) float32."""
-        method = _method("encode", images)
-        (embeddings,), timing = await self.batcher.submit(method, images, self.timeout)
+        """(k, 28, 28) float32 or uint8, or (k, 2) `codec.png_items` -> (k, D) float32."""
+        method, items = _model_input("encode", images)
+        (embeddings,), timing = await self.batcher.submit(method, items, self.timeout)
         return embeddings, timing
 
     async def decode(self, embeddings: np.ndarray) -> tuple[np.ndarray, Timing]:
@@ -41,10 +44,10 @@ class Inference:
         return images, timing
 
     async def reconstruct(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Timing]:
-        """(k, 28, 28) float32, or (k, 2) `codec.png_items` -> (k, 28, 28) uint8 and each
-        one's MSE (k,)."""
-        method = _method("reconstruct", images)
-        (pixels, mse), timing = await self.batcher.submit(method, images, self.timeout)
+        """(k, 28, 28) float32 or uint8, or (k, 2) `codec.png_items` -> (k, 28, 28) uint8 and
+        each one's MSE (k,)."""
+        method, items = _model_input("reconstruct", images)
+        (pixels, mse), timing = await self.batcher.submit(method, items, self.timeout)
         return pixels, mse, timing
 
     async def interpolate(
@@ -57,9 +60,22 @@ class Inference:
         return Frames(t, path, images), timing
 
 
-def _method(name: str, images: np.ndarray) -> str:
-    """The model method for these images: files go to the one that decodes them in the batch."""
-    return f"{name}_png" if are_png_items(images) else name
+def _model_input(name: str, images: np.ndarray) -> tuple[str, np.ndarray]:
+    """The model method for these images, and the images as it takes them: PNG files go to the
+    method that decodes them in the batch; 8-bit pixels become [0, 1] exactly as the codec reads
+    an 8-bit grey PNG, so that pixels and their PNG file get the same answer, bit for bit."""
+    if are_png_items(images):
+        return f"{name}_png", images
+    if images.dtype == np.uint8:
+        return name, np.multiply(images, np.float32(1 / 255), dtype=np.float32)  # (k, 28, 28)
+    return name, images
+
+
+def steps_problem(steps: int, max_steps: int) -> str | None:
+    """What is wrong with asking for `steps` frames, if anything."""
+    if MIN_STEPS <= steps <= max_steps:
+        return None
+    return f"{steps} frames asked; between {MIN_STEPS} and {max_steps} (AE_MAX_STEPS)"
 
 
 def interpolate_path(a: np.ndarray, b: np.ndarray, t: np.ndarray, method: Method) -> np.ndarray:

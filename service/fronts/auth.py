@@ -1,8 +1,9 @@
 """API keys, as plain ASGI: added to the app only when `AE_API_KEYS` is set.
 
-The four verbs and `/admin/*` need a key, sent as `Authorization: Bearer <key>` or
-`X-API-Key: <key>`; probes, `/model`, `/metrics`, the docs and the page stay open so that
-orchestrators and people can look without one. Keys are compared as SHA-256 digests (equal
+The paths that do work (`paths.does_work`: the four verbs, OIP inference and `/admin/*`) need a
+key, sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`; probes, `/model`, `/metrics`,
+the docs, the page and OIP's health and metadata stay open so that orchestrators and people can
+look without one. Keys are compared as SHA-256 digests (equal
 lengths) in constant time, against every configured key, so the answer's timing tells nothing
 about how close a guess was, nor how long a key is.
 """
@@ -15,15 +16,10 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import Unauthorized
-from service.fronts.problems import problem_response
+from service.fronts.paths import does_work
+from service.fronts.problems import scope_problem
 
-VERB_PATHS = frozenset({"/encode", "/decode", "/reconstruct", "/interpolate"})
-ADMIN_PREFIX = "/admin"
-
-
-def does_work(path: str) -> bool:
-    """The paths that use the model or change the service: the verbs and `/admin/*`."""
-    return path in VERB_PATHS or path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+__all__ = ["APIKeys", "does_work", "presented_key"]  # does_work: for the readiness gate
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -69,7 +65,4 @@ class APIKeys:
             if presented is None
             else "the API key is not valid"
         )
-        response = problem_response(
-            exc.status, exc.body(), str(scope.get("request_id", "")), exc.headers
-        )
-        await response(scope, receive, send)
+        await scope_problem(scope, exc)(scope, receive, send)

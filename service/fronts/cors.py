@@ -11,11 +11,17 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import BadRequest
-from service.fronts.problems import problem_response
+from service.fronts.problems import scope_problem
 
-ALLOW_HEADERS = ("Authorization", "X-API-Key", "X-Request-ID", "Content-Type", "Accept")
+ALLOW_HEADERS = (
+    "Authorization", "X-API-Key", "X-Request-ID", "Content-Type", "Accept",
+    "Inference-Header-Content-Length",  # OIP's binary tensors
+)  # fmt: skip
 _BODY_HEADERS = ("content-length", "content-type")
-EXPOSE_HEADERS = ("X-Request-ID", "X-Model-Version", "X-Reconstruction-MSE", "Retry-After")
+EXPOSE_HEADERS = (
+    "X-Request-ID", "X-Model-Version", "X-Reconstruction-MSE", "Retry-After",
+    "Inference-Header-Content-Length",
+)  # fmt: skip
 
 
 class CorsAllowList(CORSMiddleware):
@@ -44,7 +50,5 @@ class CorsAllowList(CORSMiddleware):
             reason = bytes(response.body).decode(errors="replace")  # "Disallowed CORS origin"
             exc = BadRequest(f"{reason} (allowed origins: AE_CORS_ORIGINS)")
             kept = {k: v for k, v in response.headers.items() if k not in _BODY_HEADERS}
-            response = problem_response(
-                exc.status, exc.body(), str(scope.get("request_id", "")), kept
-            )
+            response = scope_problem(scope, exc, kept)
         await response(scope, receive, send)

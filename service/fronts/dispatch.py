@@ -1,14 +1,17 @@
-"""The four verbs, served straight from ASGI.
+"""The work routes, served straight from ASGI: the native verbs and OIP inference.
 
-FastAPI declares the verbs (their OpenAPI, their handlers) in `native/routes.py`, and serves
-everything else. On the hot path its routing and per-route machinery cost more than the verb
-itself: for a 28x28 digit, matching the route and entering the endpoint took twice the event-loop
-time of decoding, batching and encoding it. This layer looks the path up in a dict and calls the
-same handler; its errors get the same problem+json through `problems.error_response`.
+FastAPI declares them (their OpenAPI, their handlers) in `native/routes.py` and `oip/routes.py`,
+and serves everything else. On the hot path its routing and per-route machinery cost more than
+the verb itself: for a 28x28 digit, matching the route and entering the endpoint took twice the
+event-loop time of decoding, batching and encoding it. This layer looks a POST path up in a dict
+(the native verbs) or, for paths with parameters (`/v2/models/{model_name}/infer`), in the few
+compiled patterns FastAPI made for them, and calls the same handler with the path parameters in
+the scope; its errors get the same answers through `problems.error_response`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from fastapi.routing import APIRoute
@@ -20,21 +23,26 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.fronts.problems import error_response
 
 Handler = Callable[[Request], Awaitable[Response]]
+Verb = tuple[APIRoute, Handler]
 
 
 class VerbDispatch:
     def __init__(self, app: ASGIApp, *, routes: list[BaseRoute]) -> None:
         self.app = app
-        # POST routes whose endpoint takes the request alone: path -> (route, handler)
-        self.verbs: dict[str, tuple[APIRoute, Handler]] = {
-            route.path: (route, route.endpoint)
-            for route in routes
-            if isinstance(route, APIRoute) and route.methods == {"POST"}
+        # POST routes whose endpoint takes the request alone (path parameters from the scope)
+        posts = [r for r in routes if isinstance(r, APIRoute) and r.methods == {"POST"}]
+        self.verbs: dict[str, Verb] = {
+            r.path: (r, r.endpoint) for r in posts if not r.param_convertors
         }
+        self.patterns: list[tuple[re.Pattern[str], Verb]] = [
+            (r.path_regex, (r, r.endpoint)) for r in posts if r.param_convertors
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        verb = self.verbs.get(scope["path"]) if scope["type"] == "http" else None
-        if verb is None or scope["method"] != "POST":
+        verb = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            verb = self.verbs.get(scope["path"]) or self._match(scope)
+        if verb is None:
             await self.app(scope, receive, send)
             return
         route, handler = verb
@@ -45,3 +53,12 @@ class VerbDispatch:
         except Exception as exc:
             response = await error_response(request, exc)
         await response(scope, receive, send)
+
+    def _match(self, scope: Scope) -> Verb | None:
+        """A route with path parameters; they go where Starlette's routing would put them."""
+        for pattern, verb in self.patterns:
+            match = pattern.match(scope["path"])
+            if match:
+                scope["path_params"] = match.groupdict()
+                return verb
+        return None

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import BodyTimeout, PayloadTooLarge
 from service.fronts.connections import BODY_RECEIVED
-from service.fronts.problems import problem_response
+from service.fronts.problems import scope_problem
 from service.fronts.request_ids import new_request_id
 from service.metrics import Metrics
 
@@ -70,7 +70,7 @@ class RequestContext:
         self.metrics.request_started()
         try:
             if declared is not None and declared > self.max_body_bytes:
-                await self._refuse_declared(declared, request_id, send_with_headers)
+                await self._refuse_declared(declared, scope, send_with_headers)
             else:
                 await self.app(scope, self._limited(scope, receive), send_with_headers)
         finally:
@@ -81,12 +81,12 @@ class RequestContext:
                 version = scope.get("model_version") or self.model_version()
                 log_access(scope, request_id, route, status, elapsed, version)
 
-    async def _refuse_declared(self, declared: int, request_id: str, send: Send) -> None:
+    async def _refuse_declared(self, declared: int, scope: Scope, send: Send) -> None:
         exc = PayloadTooLarge(
             f"Content-Length {declared} exceeds the limit of {self.max_body_bytes} bytes "
             "(AE_MAX_BODY_BYTES)"
         )
-        response = problem_response(exc.status, exc.body(), request_id, {"Connection": "close"})
+        response = scope_problem(scope, exc, {"Connection": "close"})
         await response({"type": "http"}, _no_body, send)
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:

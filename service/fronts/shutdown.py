@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import NotReady
 from service.fronts.auth import does_work
-from service.fronts.problems import problem_response
+from service.fronts.problems import scope_problem
 from service.state import Runtime
 
 log = logging.getLogger("service")
@@ -132,7 +132,4 @@ class ReadinessGate:
             return
         exc = NotReady(f"the service is {self.runtime.not_ready_reason or 'not ready'}")
         headers = {**exc.headers, "Connection": "close"}
-        response = problem_response(
-            exc.status, exc.body(), str(scope.get("request_id", "")), headers
-        )
-        await response(scope, receive, send)
+        await scope_problem(scope, exc, headers)(scope, receive, send)

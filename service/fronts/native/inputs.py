@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from service.codec import text as text_codec
 from service.errors import (
@@ -23,6 +23,7 @@ from service.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from service.fronts.bodies import media_type, read_body
 from service.fronts.native.schemas import EmbeddingsRequest, ImagesRequest
 
 Payload = tuple[str, bytes]  # (where it came from, PNG bytes)
@@ -30,19 +31,6 @@ Model = TypeVar("Model", bound=BaseModel)
 T = TypeVar("T")
 
 IMAGE_TYPES = "image/png, multipart/form-data or application/json"
-
-
-def header(request: Request, name: bytes) -> str | None:
-    """The first value of a header, by its lower-case name. Starlette's `request.headers` builds a
-    multi-dict of them all first: a tenth of a digit's event-loop time for two look-ups."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def media_type(request: Request) -> str:
-    return (header(request, b"content-type") or "").split(";", 1)[0].strip().lower()
 
 
 async def read_images(request: Request, max_items: int) -> list[Payload]:
@@ -61,19 +49,6 @@ async def read_images(request: Request, max_items: int) -> list[Payload]:
         items = _at_most(parsed.all(), max_items, "images")
         return [(name, text_codec.b64decode(text, name)) for name, text in items]
     raise _unsupported(kind, IMAGE_TYPES)
-
-
-async def read_body(request: Request) -> bytes:
-    """The whole body, from ASGI `receive` directly: `request.body()` runs an async generator
-    per request, for what is nearly always one message."""
-    chunks = []
-    while True:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def read_multipart(request: Request, max_files: int) -> dict[str, bytes]:

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -14,8 +13,10 @@ from service.codec import digits as codec
 from service.codec import frames as frames_codec
 from service.codec import png, text
 from service.core.batching import Timing
-from service.core.inference import Frames, Method
+from service.core.inference import DEFAULT_STEPS, Frames, Method, steps_problem
 from service.errors import NotReady, ValidationFailed
+from service.fronts import stages
+from service.fronts.bodies import JSONBody, RawBody, header, media_type
 from service.fronts.native import api_docs, inputs
 from service.fronts.native.negotiation import MEDIA_TYPES, choose_format
 from service.fronts.native.query import parse_query
@@ -24,68 +25,23 @@ from service.state import Runtime
 
 router = APIRouter()
 SWAP_RETRIES = 2  # runs of an interpolation whose two batches met different models
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.scope["state"]["runtime"]  # the lifespan's state
-    return runtime
-
-
-class JSONBody(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-class PngBody(Response):
-    """One PNG. Its headers are written here directly: Starlette's `Response` normalises any
-    it is given, which costs as much as encoding the PNG."""
-
-    media_type = "image/png"
-
-    def __init__(self, png: bytes, *headers: tuple[bytes, bytes]) -> None:
-        self.status_code = 200
-        self.body = png
-        self.background = None
-        self.raw_headers = [
-            (b"content-type", b"image/png"),
-            (b"content-length", str(len(png)).encode()),
-            *headers,
-        ]
+PNG = b"image/png"
 
 
 def _accept(request: Request) -> str | None:
-    return inputs.header(request, b"accept")
-
-
-def _observe(rt: Runtime, route: str, began: float, decoded: float, timing: Timing) -> None:
-    rt.metrics.observe_stages(
-        route,
-        decoded - began,
-        timing.queue_s,
-        timing.infer_s,
-        time.perf_counter() - decoded - timing.queue_s - timing.infer_s,
-    )
+    return header(request, b"accept")
 
 
 def _name_serving_model(request: Request, rt: Runtime, timing: Timing) -> dict[str, Any]:
-    """Name the model that ran the request's batch, even across a hot swap: in `X-Model-Version`
-    (through the request scope, read by `middleware.RequestContext`), and in the fields this
-    returns for a JSON body."""
-    request.scope["model_version"] = timing.served_by
-    return {"model": rt.model.name, "model_version": timing.served_by}
+    """The fields of a JSON body that name the model that ran the request's batch."""
+    return {"model": rt.model.name, "model_version": stages.served_by(request, timing)}
 
 
 async def _images(request: Request, rt: Runtime, invert: str, fit: str) -> np.ndarray:
-    """The request's images as the model's batch takes them (see `codec.model_input`)."""
-    s = rt.settings
-    payloads = await inputs.read_images(request, s.max_items)
+    """The request's images as the model's batch takes them."""
+    payloads = await inputs.read_images(request, rt.settings.max_items)
     options = codec.ImageOptions(invert, fit)  # type: ignore[arg-type]
-    assert rt.codec_pool is not None
-    return await codec.model_input(
-        payloads, options, s.max_image_side, rt.codec_pool, rt.model.decodes_png
-    )
+    return await stages.png_input(rt, payloads, options)
 
 
 @router.post("/encode", summary="PNG digits to embeddings", **api_docs.ENCODE)  # type: ignore[arg-type]
@@ -93,7 +49,7 @@ async def encode(request: Request) -> Response:
     """Encode each image to its embedding."""
     began, rt, q = (
         time.perf_counter(),
-        _runtime(request),
+        stages.runtime(request),
         parse_query(request.scope["query_string"]),
     )
     choose_format(_accept(request), q.format, ("json",))
@@ -107,7 +63,7 @@ async def encode(request: Request) -> Response:
         "embeddings": embeddings,
     }
     response = JSONBody(body)
-    _observe(rt, "/encode", began, decoded, timing)
+    stages.observe(rt, "/encode", began, decoded, timing)
     return response
 
 
@@ -116,7 +72,7 @@ async def decode(request: Request) -> Response:
     """Draw the digit of each embedding."""
     began, rt, q = (
         time.perf_counter(),
-        _runtime(request),
+        stages.runtime(request),
         parse_query(request.scope["query_string"]),
     )
     inputs.require_json(request)
@@ -128,11 +84,11 @@ async def decode(request: Request) -> Response:
     images, timing = await rt.inference.decode(embeddings)
     fields = _name_serving_model(request, rt, timing)
     if fmt == "png":
-        response: Response = PngBody(png.encode_grey8(images[0]))
+        response: Response = RawBody(png.encode_grey8(images[0]), PNG)
     else:
         pngs = [text.b64encode(png.encode_grey8(image)) for image in images]
         response = JSONBody({**fields, "images": pngs})
-    _observe(rt, "/decode", began, decoded, timing)
+    stages.observe(rt, "/decode", began, decoded, timing)
     return response
 
 
@@ -141,7 +97,7 @@ async def reconstruct(request: Request) -> Response:
     """Encode and decode each image: what the model makes of it, and how far off it is."""
     began, rt, q = (
         time.perf_counter(),
-        _runtime(request),
+        stages.runtime(request),
         parse_query(request.scope["query_string"]),
     )
     accept = _accept(request)
@@ -155,11 +111,11 @@ async def reconstruct(request: Request) -> Response:
     fields = _name_serving_model(request, rt, timing)
     if fmt == "png":
         mse_header = (b"x-reconstruction-mse", f"{float(mse[0]):.6g}".encode())
-        response: Response = PngBody(png.encode_grey8(pixels[0]), mse_header)
+        response: Response = RawBody(png.encode_grey8(pixels[0]), PNG, mse_header)
     else:
         pngs = [text.b64encode(png.encode_grey8(image)) for image in pixels]
         response = JSONBody({**fields, "images": pngs, "mse": mse.astype(np.float64)})
-    _observe(rt, "/reconstruct", began, decoded, timing)
+    stages.observe(rt, "/reconstruct", began, decoded, timing)
     return response
 
 
@@ -175,7 +131,7 @@ async def interpolate(request: Request) -> Response:
     """Decode `steps` points on the path between two embeddings (each given or encoded)."""
     began, rt, q = (
         time.perf_counter(),
-        _runtime(request),
+        stages.runtime(request),
         parse_query(request.scope["query_string"]),
     )
     fmt = choose_format(_accept(request), q.format, ("json", "gif", "png"))
@@ -186,7 +142,7 @@ async def interpolate(request: Request) -> Response:
     decoded = time.perf_counter()
     frames, timing = await _frames(rt, endpoints, n, how)
     response = _frames_response(_name_serving_model(request, rt, timing), frames, fmt, how)
-    _observe(rt, "/interpolate", began, decoded, timing)
+    stages.observe(rt, "/interpolate", began, decoded, timing)
     return response
 
 
@@ -216,7 +172,7 @@ async def _read_endpoints(
 ) -> tuple[list[Endpoint], int | None, Method | None]:
     s = rt.settings
     assert rt.codec_pool is not None
-    kind = inputs.media_type(request)
+    kind = media_type(request)
     if kind == "multipart/form-data":
         files = await inputs.read_multipart(request, 2)
         missing = [
@@ -263,11 +219,10 @@ async def _form_options(request: Request) -> tuple[int | None, Method | None]:
 
 
 def _steps(steps: int | None, max_steps: int) -> int:
-    value = 10 if steps is None else steps
-    if not 2 <= value <= max_steps:
-        raise ValidationFailed(
-            [("steps", f"{value} frames asked; between 2 and {max_steps} (AE_MAX_STEPS)")]
-        )
+    value = DEFAULT_STEPS if steps is None else steps
+    problem = steps_problem(value, max_steps)
+    if problem:
+        raise ValidationFailed([("steps", problem)])
     return value
 
 

@@ -6,11 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MAX_ABS_VALUE = 1e4  # far outside anything the encoder produces; keeps float32 finite
+from service.core.inference import MAX_ABS_EMBEDDING
 
 # Strict: a JSON number only, never "0.5" or true quietly turned into one.
 Finite = Annotated[
-    float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)
+    float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_EMBEDDING, le=MAX_ABS_EMBEDDING)
 ]
 Embedding = Annotated[list[Finite], Field(min_length=1, max_length=4096)]
 Base64Png = Annotated[str, Field(min_length=1, description="a PNG file, base64-encoded")]
