@@ -227,8 +227,8 @@ COLOR_TYPES = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> channels
 )
 def test_decoder_gives_pillows_grey(color: int, filters: list[int]) -> None:
     rng = np.random.default_rng(color * 10 + len(filters))
-    pixels = rng.integers(0, 256, (23, 17, COLOR_TYPES[color]), dtype=np.uint8)
-    pixels[5:9] = pixels[4]  # repeated rows, as a canvas's background has
+    pixels = rng.integers(0, 256, (210, 200, COLOR_TYPES[color]), dtype=np.uint8)
+    pixels[5:90] = pixels[4]  # repeated rows, as a canvas's background has
     if COLOR_TYPES[color] in (2, 4):
         pixels[..., -1] = 255  # opaque: the grey is the colour's alone
     data = filtered_png(pixels, color, filters)

@@ -103,12 +103,14 @@ def _should_invert(grey: np.ndarray, invert: Invert) -> bool:
     if invert != "auto":
         return invert == "true"
     # Most of the frame light (over one half: 128 and up) means dark ink on paper (a median,
-    # without the sort). The frame's count is the whole image's less the inside's: two C
-    # calls, no copies.
+    # without the sort).
     height, width = grey.shape
-    light = int(np.count_nonzero(grey > 127)) - int(np.count_nonzero(grey[1:-1, 1:-1] > 127))
-    frame = grey.size - max(height - 2, 0) * max(width - 2, 0)
-    return bool(2 * light > frame)
+    if min(height, width) <= 2:
+        edges = [grey]  # all frame
+    else:  # top and bottom rows, then the columns between them
+        edges = [grey[[0, -1]], grey[1:-1, 0], grey[1:-1, -1]]
+    light = sum(int(np.count_nonzero(edge > 127)) for edge in edges)
+    return bool(2 * light > sum(edge.size for edge in edges))
 
 
 def _ink(grey: np.ndarray, invert: bool) -> np.ndarray:
@@ -123,11 +125,12 @@ def fit_mnist(grey: np.ndarray, invert: bool) -> np.ndarray:
         return _resize(_levels(grey, invert), SIDE, SIDE)  # nothing drawn: keep what there is
     band = grey[rows[0] : rows[-1] + 1]  # (h, W)
     cols = np.flatnonzero(_ink(band, invert).any(axis=0))
-    crop = _levels(band[:, cols[0] : cols[-1] + 1], invert)  # (h, w)
+    crop = band[:, cols[0] : cols[-1] + 1]  # (h, w) uint8
     scale = DIGIT_BOX / max(crop.shape)
     height = max(1, round(crop.shape[0] * scale))
     width = max(1, round(crop.shape[1] * scale))
-    digit = _resize(crop, height, width)  # (h', w') with max(h', w') == 20
+    # Lanczos weights sum to 1, so the levels can be made of the 20x20 rather than the crop.
+    digit = _levels_of_resized(crop, height, width, invert)  # (h', w'), max(h', w') == 20
     out = np.zeros((SIDE, SIDE), np.float32)
     top, left = _mass_offset(digit)
     out[top : top + height, left : left + width] = digit
@@ -148,17 +151,29 @@ def _mass_offset(digit: np.ndarray) -> tuple[int, int]:
 
 
 def _resize(grey: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W) float32 -> (height, width), Pillow's Lanczos (its weights, `_lanczos`) as two
-    matrix products, clipped to [0, 1]. Pillow walks each output pixel's window, 6 input
-    pixels a side per output pixel: from a 600-pixel crop to 20, 2 ms; the products take a
-    tenth of that. torch's, not numpy's: numpy's BLAS would run them on a thread per core,
-    each spinning against the event loop, and torch's threads are the ones the service sets."""
-    rows = torch.from_numpy(_lanczos(grey.shape[0], height))  # (height, H)
-    cols = torch.from_numpy(_lanczos(grey.shape[1], width))  # (width, W)
-    x = torch.from_numpy(np.ascontiguousarray(grey))  # (H, W)
-    resized = (rows @ x) @ cols.T if height <= width else rows @ (x @ cols.T)
-    clipped: np.ndarray = np.clip(resized.numpy(), 0.0, 1.0)  # (height, width)
+    """(H, W) float32 in [0, 1] -> (height, width), Lanczos, clipped to [0, 1]."""
+    resized = _lanczos_products(torch.from_numpy(np.ascontiguousarray(grey)), height, width)
+    clipped: np.ndarray = np.clip(resized, 0.0, 1.0)  # (height, width)
     return clipped
+
+
+def _levels_of_resized(grey: np.ndarray, height: int, width: int, invert: bool) -> np.ndarray:
+    """(H, W) uint8 -> what `_resize` gives for its `_levels`, (height, width) float32."""
+    x = torch.from_numpy(grey.astype(np.float32))  # (H, W) in 0..255
+    levels: np.ndarray = np.clip(_levels(_lanczos_products(x, height, width), invert), 0.0, 1.0)
+    return levels
+
+
+def _lanczos_products(x: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """(H, W) float32 -> (height, width): Pillow's Lanczos (its weights, `_lanczos`) as two
+    matrix products. Pillow walks each output pixel's window, 6 input pixels a side per
+    output pixel: from a 600-pixel crop to 20, 2 ms; the products take a tenth of that.
+    torch's, not numpy's: numpy's BLAS would run them on a thread per core, each spinning
+    against the event loop, and torch's threads are the ones the service sets."""
+    rows = torch.from_numpy(_lanczos(x.shape[0], height))  # (height, H)
+    cols = torch.from_numpy(_lanczos(x.shape[1], width))  # (width, W)
+    resized = (rows @ x) @ cols.T if height <= width else rows @ (x @ cols.T)
+    return resized.numpy()  # (height, width)
 
 
 def _lanczos(size: int, out: int) -> np.ndarray:
@@ -173,11 +188,14 @@ def _lanczos(size: int, out: int) -> np.ndarray:
     last = np.minimum((centre + support + 0.5).astype(np.int64), size)
     taps = first[:, None] + np.arange(int(np.ceil(support)) * 2 + 1)  # (out, k) input pixels
     t = (taps - centre[:, None] + 0.5) / stretch  # (out, k)
-    used = (taps < last[:, None]) & (np.abs(t) < 3.0)
-    weights = np.where(used, np.sinc(t) * np.sinc(t / 3.0), 0.0)
-    total = weights.sum(axis=1, keepdims=True)
+    angle = np.pi * t
+    with np.errstate(divide="ignore", invalid="ignore"):  # sinc(t) sinc(t / 3), 1 at t = 0
+        weights = np.where(t == 0, 1.0, 3.0 * np.sin(angle) * np.sin(angle / 3) / angle**2)
+    weights[(taps >= last[:, None]) | (np.abs(t) >= 3.0)] = 0.0
+    weights /= np.where((total := weights.sum(axis=1, keepdims=True)) == 0.0, 1.0, total)
     dense = np.zeros((out, size + taps.shape[1]), np.float32)  # room for taps past the edge
-    np.put_along_axis(dense, taps, weights / np.where(total == 0.0, 1.0, total), axis=1)
+    for row, (start, kernel) in enumerate(zip(first.tolist(), weights, strict=True)):
+        dense[row, start : start + len(kernel)] = kernel
     return dense[:, :size]
 
 

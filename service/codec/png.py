@@ -79,12 +79,15 @@ def read_header(data: bytes, max_side: int) -> PngHeader:
 _CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _UP, _AVERAGE = 2, 3
+# Below this many pixels Pillow decodes colour as quickly: its fixed costs are lower.
+_OWN_DECODER_FROM = 200 * 200
 _INFLATE_ERROR = cast(type[Exception], zlib_ng.error)  # its stubs type it as an instance
 
 
 def decode_grey(data: bytes, header: PngHeader) -> np.ndarray:
     """Any PNG whose header was read -> (H, W) uint8 grey, transparency flattened."""
-    if header.bit_depth == 8 and not header.interlaced and header.color_type in _CHANNELS:
+    own = header.is_plain_grey8 or header.width * header.height >= _OWN_DECODER_FROM
+    if own and header.bit_depth == 8 and not header.interlaced and header.color_type in _CHANNELS:
         chunks = _read_chunks(data)
         if not chunks.animated:  # an APNG's frame chunks are Pillow's to check
             return _decode_8bit(chunks, header, _CHANNELS[header.color_type])
