@@ -17,9 +17,9 @@ BLOCK = re.compile(r"<!-- curl-examples -->\s*```bash\n(.*?)```", re.S)
 
 
 def curl_lines() -> list[str]:
-    block = BLOCK.search(README.read_text())
-    assert block, "README.md lost its <!-- curl-examples --> block"
-    return [line for line in block.group(1).splitlines() if line.startswith("curl ")]
+    blocks = BLOCK.findall(README.read_text())
+    assert blocks, "README.md lost its <!-- curl-examples --> blocks"
+    return [line for block in blocks for line in block.splitlines() if line.startswith("curl ")]
 
 
 def test_readme_has_a_curl_line_per_verb() -> None:
