@@ -4,6 +4,7 @@ python -m bench                                     # the full table, about 6 mi
 python -m bench --only reconstruct,echo --concurrency 64 --seconds 5
 python -m bench --device cuda --only reconstruct,echo --append   # a GPU section
 python -m bench --url http://127.0.0.1:8000 --only reconstruct   # a service already up
+python -m bench --only drawings --batching on    # big canvases, and digits beside them
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.report import render
-from bench.run import MODES, ROUTES, Options, Run, bench, planned_seconds
+from bench.run import DRAWINGS, MODES, ROUTES, Options, Run, bench, planned_seconds
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, bool]:
     d = Options()
     p.add_argument(
         "--only",
-        type=lambda t: _names(t, tuple(ROUTES), "--only"),
+        type=lambda t: _names(t, (*ROUTES, DRAWINGS), "--only"),
         default=d.targets,
         help="targets, comma-separated (default: %(default)s)",
     )
@@ -132,6 +133,7 @@ def write(run: Run, out: Path, append: bool) -> None:
     raw = {"options": asdict(run.options), "machine": run.machine, "services": run.services,
            "cells": [asdict(cell) for cell in run.cells],
            "crosschecks": [asdict(check) for check in run.crosschecks],
+           "drawings": asdict(run.canvases) if run.canvases else None,
            "seconds": run.seconds}  # fmt: skip
     run.options.work.mkdir(parents=True, exist_ok=True)
     (run.options.work / "last-run.json").write_text(json.dumps(raw, indent=1, default=str))

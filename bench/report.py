@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from bench import drawings
 from bench.run import CROSSCHECK_AT, ECHO, EXTERNAL, ROUTES, SETTLE_S, Cell, CrossCheck, Run
 from bench.wrk import WrkResult
 
@@ -39,6 +40,8 @@ def render(run: Run, level: int = 1) -> str:
         _failures(run),
         f"{h}# Cross-check at c={CROSSCHECK_AT} with hey\n" if run.crosschecks else "",
         _crosscheck_table(run),
+        f"{h}# Big drawings\n" if run.canvases else "",
+        drawings.table(run.canvases) if run.canvases else "",
         f"{h}# Machine and settings\n",
         _setting(run),
         f"{h}# Rerun\n",
@@ -101,6 +104,8 @@ def _checks(run: Run) -> Iterator[Check]:
         yield Check("/reconstruct at c=64, errors and 503s", "0", str(bad), bad == 0)
     yield from _latency_checks(run, on)
     yield from _rss_check(run)
+    if run.canvases is not None:
+        yield from (Check(*row) for row in drawings.headline(run.canvases))
 
 
 def _latency_checks(run: Run, on: str) -> Iterator[Check]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench import machine, payloads
+from bench import drawings, machine, payloads
 from bench.hey import HeyResult, run_hey
 from bench.servers import PeakRSS, Server, StartFailed, start_echo, start_service
 from bench.wrk import Body, LoadGeneratorFailed, WrkResult, run_wrk
@@ -40,11 +40,12 @@ CROSSCHECKED = (ECHO, "reconstruct")  # targets, with batching on
 # 1.3 s into wrk's p99 (0.15 s with the pause). The service's own latency histogram had every
 # one of those requests under 0.2 s: the delay was in the connections, not the service.
 SETTLE_S = 1.0
+DRAWINGS = "drawings"  # bench/drawings.py's cells: big canvases, and digits beside them
 
 
 @dataclass(frozen=True)
 class Options:
-    targets: tuple[str, ...] = tuple(ROUTES)
+    targets: tuple[str, ...] = (*ROUTES, DRAWINGS)
     concurrency: tuple[int, ...] = (1, 16, 64, 256)
     modes: tuple[str, ...] = tuple(MODES)
     mode_env: dict[str, dict[str, str]] = field(default_factory=lambda: dict(MODES))  # per mode
@@ -95,6 +96,7 @@ class Run:
     bodies: dict[str, Body] = field(default_factory=dict)
     cells: list[Cell] = field(default_factory=list)
     crosschecks: list[CrossCheck] = field(default_factory=list)
+    canvases: drawings.Drawings | None = None  # with batching on
     seconds: float = 0.0
     load_after: float | None = None
 
@@ -116,9 +118,9 @@ def bench(options: Options) -> Run:
     if ECHO in options.targets:
         _measure_server(run, ECHO, (ECHO,), functools.partial(start_echo, options.work))
     targets = tuple(t for t in options.targets if t in SERVICE_TARGETS)
-    if targets and options.url:
+    if (targets or DRAWINGS in options.targets) and options.url:
         _measure_server(run, EXTERNAL, targets, functools.partial(_external, options.url))
-    elif targets:
+    elif targets or DRAWINGS in options.targets:
         for mode in options.modes:
             env, name = options.service_env(mode), f"service-{mode}"
             _measure_server(
@@ -135,7 +137,10 @@ def planned_seconds(options: Options) -> float:
     cells = (service + (ECHO in options.targets)) * len(options.concurrency)
     checks = sum(t in CROSSCHECKED for t in options.targets) if _crosschecking(options) else 0
     settle = SETTLE_S if options.warmup > 0 else 0.0
-    return (cells + checks) * (options.seconds + options.warmup + settle + 0.5)
+    drawn = drawings.planned_seconds(options.seconds, options.warmup, settle)
+    return (cells + checks) * (options.seconds + options.warmup + settle + 0.5) + (
+        drawn if DRAWINGS in options.targets else 0.0
+    )
 
 
 def _crosschecking(options: Options) -> bool:
@@ -156,6 +161,9 @@ def _measure_server(
             for target in targets:
                 if _crosschecking(run.options) and target in CROSSCHECKED and mode != "off":
                     run.crosschecks.append(_crosscheck(run, server, target, mode))
+            if DRAWINGS in run.options.targets and mode in ("on", EXTERNAL):
+                digit = run.bodies["png"]
+                run.canvases = drawings.measure(server.url, digit, run.options, SETTLE_S)
     except StartFailed as exc:
         run.cells.extend(
             Cell(t, mode, c, failure=str(exc)) for t in targets for c in run.options.concurrency
