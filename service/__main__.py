@@ -57,7 +57,7 @@ def worker_app() -> FastAPI:
     """What each of several workers serves (uvicorn starts them fresh: log set-up included)."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    HeadDeadlineProtocol.head_timeout = settings.request_timeout
+    HeadDeadlineProtocol.configure(settings)
     return create_app(settings)
 
 
@@ -76,7 +76,7 @@ def _read_settings() -> Settings | None:
 
 
 def _config(settings: Settings, app: object, **extra: object) -> uvicorn.Config:
-    HeadDeadlineProtocol.head_timeout = settings.request_timeout
+    HeadDeadlineProtocol.configure(settings)
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.host,

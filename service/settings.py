@@ -50,6 +50,10 @@ class Settings(BaseSettings):
 
     # Limits
     max_body_bytes: int = Field(4 * MiB, ge=1024)
+    max_head_bytes: int = Field(
+        32 * 1024, ge=1024, description="request line and headers together; a longer head is "
+        "refused with 431 and the connection closed (nginx's default allows 4 x 8 KiB)",
+    )  # fmt: skip
     max_image_side: int = Field(2048, ge=28)
     max_items: int = Field(64, ge=1, description="images or embeddings in one request")
     max_steps: int = Field(64, ge=2, description="frames in one interpolation")

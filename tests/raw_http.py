@@ -20,8 +20,11 @@ class RawResponse:
         return self.headers.get("content-type", "").split(";", 1)[0].strip()
 
 
-def converse(port: int, script: Sequence[bytes | float], timeout: float) -> RawResponse:
-    """Send each bytes step (a float step is a pause in seconds), then read one response.
+def converse(
+    port: int, script: Sequence[bytes | float], timeout: float, *, then_closed: bool = False
+) -> RawResponse:
+    """Send each bytes step (a float step is a pause in seconds), then read one response;
+    with `then_closed`, also wait for the server to close the connection (`wait_closed`).
 
     Raises TimeoutError when no complete response arrives within `timeout` seconds in all.
     """
@@ -35,7 +38,10 @@ def converse(port: int, script: Sequence[bytes | float], timeout: float) -> RawR
                 sock.sendall(step)
             except OSError:  # the server answered early and stopped reading: read that answer
                 break
-        return read_response(sock, deadline)
+        response = read_response(sock, deadline)
+        if then_closed:
+            wait_closed(sock, deadline)
+        return response
 
 
 def read_response(sock: socket.socket, deadline: float) -> RawResponse:
@@ -52,6 +58,16 @@ def read_response(sock: socket.socket, deadline: float) -> RawResponse:
     while len(body) < length:
         body += _receive(sock, deadline)
     return RawResponse(int(status_line.split()[1]), headers, body[:length])
+
+
+def wait_closed(sock: socket.socket, deadline: float) -> None:
+    """Returns once the server has closed the connection cleanly (its FIN: the client reads
+    end-of-file); a reset raises ConnectionResetError, bytes beyond the response or the
+    deadline raise too."""
+    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+    extra = sock.recv(65536)
+    if extra:
+        raise AssertionError(f"the connection stayed open and sent {extra[:80]!r}")
 
 
 def _receive(sock: socket.socket, deadline: float) -> bytes:
