@@ -1,9 +1,13 @@
 """Graceful shutdown against real uvicorn: on SIGTERM under load, readiness turns 503 first,
-every request already taken completes, new ones are refused cleanly, and the process exits 0."""
+every request already taken completes, new ones are refused cleanly, and the process exits 0.
+Under a load generator's closed loop on kept-alive connections, every request the server
+accepted gets an answer: no resets, nothing unanswered."""
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,7 +16,7 @@ import httpx
 
 from tests.model_files import rounds_for, slow_decode_body, write_slow_model
 from tests.scrape import metric
-from tests.support import start_service
+from tests.support import ROOT, require_program, start_service
 
 TAKEN = 6  # requests in the service when SIGTERM arrives
 DRAIN_S = 3
@@ -104,3 +108,38 @@ def _first_not_ready(client: httpx.Client) -> httpx.Response:
             return response
         time.sleep(0.01)
     raise AssertionError("/readyz never turned 503 after SIGTERM")
+
+
+def test_sigterm_under_keep_alive_load_answers_every_request_it_accepted(tmp_path: Path) -> None:
+    hey = require_program("hey")
+    env = {"AE_SHUTDOWN_DRAIN": "0.5", "AE_SHUTDOWN_TIMEOUT": "10"}
+    digit = ROOT / "docs" / "examples" / "seven.png"
+    with start_service(tmp_path, env) as service:
+        load = subprocess.Popen(
+            [hey, "-z", "60s", "-c", "16", "-m", "POST", "-T", "image/png", "-D", str(digit),
+             f"{service.url}/reconstruct"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            time.sleep(1.0)  # a closed loop on 16 kept-alive connections, in full swing
+            service.process.send_signal(signal.SIGTERM)
+            assert service.process.wait(60) == 0
+            time.sleep(0.3)  # every client has met the closed port
+            load.send_signal(signal.SIGINT)  # hey stops and reports
+            report = load.communicate(timeout=60)[0].decode()
+        finally:
+            load.kill()
+    statuses, errors = _hey_report(report)
+    assert statuses.get(200, 0) > 0 and statuses.get(503, 0) > 0, report  # before and during
+    # After the listener closed, connecting is refused; nothing else fails: no reset, no
+    # request read and left unanswered, no timeout.
+    assert all(error.endswith("connect: connection refused") for error in errors), report
+
+
+def _hey_report(report: str) -> tuple[dict[int, int], list[str]]:
+    """hey's status code counts, and its distinct errors."""
+    answers, _, failures = report.partition("Error distribution:")
+    found = re.findall(r"\[(\d{3})\]\s+(\d+) responses", answers)
+    return {int(code): int(count) for code, count in found}, re.findall(
+        r"^\s+\[\d+\]\s+(.+)$", failures, re.M
+    )

@@ -4,7 +4,10 @@ SIGTERM (an orchestrator or `docker stop`):
   1. `/readyz` answers 503 "shutting down" and new verb requests get 503 problem+json with
      `Retry-After` and `Connection: close`, for `AE_SHUTDOWN_DRAIN` seconds, so that load
      balancers take the replica out before it stops listening;
-  2. uvicorn stops accepting and waits up to `AE_SHUTDOWN_TIMEOUT` for in-flight requests;
+  2. uvicorn stops accepting and waits up to `AE_SHUTDOWN_TIMEOUT` for in-flight requests:
+     first the listener turns new connections away and those already queued on it are
+     accepted (closing it would reset them, listening.py); then every request on an accepted
+     connection is answered before its connection closes (connections.py);
   3. the lifespan drains the micro-batcher (every queued batch runs) and the process exits 0.
 SIGINT (Ctrl+C at a terminal) skips the drain. A second SIGTERM/SIGINT ends the drain early;
 a third abandons requests still in flight.
@@ -27,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import NotReady
 from service.fronts.auth import does_work
+from service.fronts.listening import queued_connections, turn_away_new_connections
 from service.fronts.problems import scope_problem
 from service.state import Runtime
 
@@ -34,6 +38,7 @@ log = logging.getLogger("service")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SHUTTING_DOWN = "shutting down"
+ACCEPT_QUEUE_WAIT_S = 1.0  # the loop accepts a queue in one turn; this bounds a stuck one
 
 
 class ServiceServer(uvicorn.Server):
@@ -49,6 +54,23 @@ class ServiceServer(uvicorn.Server):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._empty_accept_queues()
+        await super().shutdown(sockets)
+
+    async def _empty_accept_queues(self) -> None:
+        # uvicorn's shutdown closes the listeners first, which would reset the connections
+        # queued on them (listening.py): turn new ones away, and accept those first.
+        listeners = [sock for server in self.servers for sock in server.sockets]
+        if not all([turn_away_new_connections(sock) for sock in listeners]):
+            return
+        deadline = asyncio.get_running_loop().time() + ACCEPT_QUEUE_WAIT_S
+        while any(queued_connections(sock) for sock in listeners):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("stopping with connections still queued on the listener")
+                return
+            await asyncio.sleep(0.005)  # the loop accepts them between two looks
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
