@@ -1,5 +1,5 @@
 -- POSTs one fixed body to the URL and counts the answers by kind; prints one JSON line at the end.
--- Usage: wrk -s post.lua URL -- BODY_FILE CONTENT_TYPE
+-- Usage: wrk -s post.lua URL -- BODY_FILE CONTENT_TYPE [INFERENCE_HEADER_CONTENT_LENGTH]
 
 local threads = {}
 
@@ -13,6 +13,9 @@ function init(args)
    wrk.body = file:read("*a")
    file:close()
    wrk.headers["Content-Type"] = args[2]
+   if args[3] then  -- OIP binary tensors: where the JSON object ends
+      wrk.headers["Inference-Header-Content-Length"] = args[3]
+   end
    req = wrk.format()  -- built once: the default request() sends it as is, no per-request Lua
 end
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench import drawings
-from bench.run import CROSSCHECK_AT, ECHO, EXTERNAL, ROUTES, SETTLE_S, Cell, CrossCheck, Run
+from bench.run import CROSSCHECK_AT, ECHO, EXTERNAL, LABELS, ROUTES, SETTLE_S, Cell, CrossCheck, Run
 from bench.wrk import WrkResult
 
 TARGET_SHARE = 0.60  # /reconstruct at c=64 as a share of echo's requests/s
@@ -14,6 +14,7 @@ TARGET_SPEEDUP = 2.0  # batching on over off, same cell
 TARGET_P50_GAP_MS = 2.0  # /reconstruct p50 at c=1 over echo's
 TARGET_P99_MS = 1000.0  # at c=256
 TARGET_RSS_MB = 600.0
+TARGET_OIP_SHARE = 0.90  # OIP binary infer at c=64 as a share of /reconstruct's requests/s
 MODE_LABEL = {"on": "on", "off": "off (AE_MAX_BATCH_SIZE=1)", ECHO: "–", EXTERNAL: "as running"}
 
 
@@ -102,6 +103,14 @@ def _checks(run: Run) -> Iterator[Check]:
     if rec:
         bad = rec.errors + rec.overloaded
         yield Check("/reconstruct at c=64, errors and 503s", "0", str(bad), bad == 0)
+    if rec and (oip := _result(run, "oip", on, 64)):
+        share, bad = oip.rps / rec.rps, oip.errors + oip.overloaded
+        yield Check(
+            "OIP binary infer at c=64, share of /reconstruct's req/s; errors and 503s",
+            f"≥ {TARGET_OIP_SHARE:.1f}×, 0",
+            f"{share:.2f}× ({oip.rps:,.0f} vs {rec.rps:,.0f} req/s); {bad}",
+            share >= TARGET_OIP_SHARE and bad == 0,
+        )  # fmt: skip
     yield from _latency_checks(run, on)
     yield from _rss_check(run)
     if run.canvases is not None:
@@ -153,7 +162,7 @@ def _rps_table(run: Run) -> str:
     for target, mode in _rows(run):
         values = [_rps(run.cell(target, mode, c)) for c in conns]
         lines.append(
-            f"| {ROUTES[target]} | {MODE_LABEL.get(mode, mode)} | " + " | ".join(values) + " |"
+            f"| {LABELS[target]} | {MODE_LABEL.get(mode, mode)} | " + " | ".join(values) + " |"
         )
     return "\n".join(lines) + "\n\nRequests/s counts every completed response, 503s included.\n"
 
@@ -180,7 +189,7 @@ def _cells_table(run: Run) -> str:
 
 def _cell_row(cell: Cell) -> str:
     label = (
-        f"| {ROUTES[cell.target]} | {MODE_LABEL.get(cell.mode, cell.mode)} | {cell.connections} |"
+        f"| {LABELS[cell.target]} | {MODE_LABEL.get(cell.mode, cell.mode)} | {cell.connections} |"
     )
     if not _ok(cell):
         return f"{label} failed | | | | | |"
@@ -212,7 +221,7 @@ def _failures(run: Run) -> str:
     lines = ["Cells that did not run:\n"]
     for cell in run.failed:
         first = (cell.failure or "").strip().splitlines()[:1] or [""]
-        lines.append(f"- {ROUTES[cell.target]} {cell.mode} c={cell.connections}: {first[0][:300]}")
+        lines.append(f"- {LABELS[cell.target]} {cell.mode} c={cell.connections}: {first[0][:300]}")
     return "\n".join(lines) + "\n"
 
 
@@ -322,6 +331,13 @@ def _body_lines(run: Run) -> list[str]:
         lines.append(
             f'- /decode gets `{{"embedding": [64 floats]}}` ({emb.size} bytes, the same '
             "digit's embedding) and answers with a PNG."
+        )
+    binary, json = run.bodies.get("oip-binary"), run.bodies.get("oip-json")
+    if binary and json and any(cell.target.startswith("oip") for cell in run.cells):
+        lines.append(
+            "- OIP: `/v2/models/<model>/infer` on the same digit's pixels, UINT8 [1, 28, 28]: "
+            f"binary ({binary.size} bytes, Inference-Header-Content-Length {binary.header_length}, "
+            f"answered binary) and as JSON numbers ({json.size} bytes, answered as JSON)."
         )
     return lines
 

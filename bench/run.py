@@ -24,9 +24,21 @@ from bench.hey import HeyResult, run_hey
 from bench.servers import PeakRSS, Server, StartFailed, start_echo, start_service
 from bench.wrk import Body, LoadGeneratorFailed, WrkResult, run_wrk
 
-ROUTES = {"reconstruct": "/reconstruct", "encode": "/encode", "decode": "/decode", "echo": "/echo"}
-BODY_OF = {"reconstruct": "png", "encode": "png", "decode": "embedding", "echo": "png"}
-SERVICE_TARGETS = ("reconstruct", "encode", "decode")
+INFER = "/v2/models/{model}/infer"  # OIP, on the model the service names
+ROUTES = {
+    "reconstruct": "/reconstruct", "encode": "/encode", "decode": "/decode", "echo": "/echo",
+    "oip": INFER, "oip-json": INFER,
+}  # fmt: skip
+LABELS = {**ROUTES, "oip": f"{INFER} (binary)", "oip-json": f"{INFER} (JSON)"}
+BODY_OF = {
+    "reconstruct": "png", "encode": "png", "decode": "embedding", "echo": "png",
+    "oip": "oip-binary", "oip-json": "oip-json",
+}  # fmt: skip
+SERVICE_TARGETS = ("reconstruct", "encode", "decode", "oip", "oip-json")
+# OIP's cells, beside /reconstruct's, with batching on only: one 28x28 UINT8 digit as binary at
+# these connections, and as JSON numbers at 64.
+OIP_CONCURRENCY = {"oip": (1, 64, 256), "oip-json": (64,)}
+DEFAULT_MODEL = "mnist-ae"
 MODES = {"on": {}, "off": {"AE_MAX_BATCH_SIZE": "1"}}  # AE_* overrides of each mode
 ECHO = "echo"  # the mode label of the echo app's cells
 EXTERNAL = "as running"  # the mode label of cells against --url
@@ -131,10 +143,20 @@ def bench(options: Options) -> Run:
     return run
 
 
+def concurrencies(options: Options, target: str, mode: str) -> tuple[int, ...]:
+    """The connection counts a target is measured at in a mode."""
+    if target not in OIP_CONCURRENCY:
+        return options.concurrency
+    if mode == "off":
+        return ()
+    return tuple(c for c in options.concurrency if c in OIP_CONCURRENCY[target])
+
+
 def planned_seconds(options: Options) -> float:
-    modes = 1 if options.url else len(options.modes)
-    service = sum(t in SERVICE_TARGETS for t in options.targets) * modes
-    cells = (service + (ECHO in options.targets)) * len(options.concurrency)
+    modes = (EXTERNAL,) if options.url else options.modes
+    service = [t for t in options.targets if t in SERVICE_TARGETS]
+    cells = sum(len(concurrencies(options, t, m)) for t in service for m in modes)
+    cells += len(options.concurrency) if ECHO in options.targets else 0
     checks = sum(t in CROSSCHECKED for t in options.targets) if _crosschecking(options) else 0
     settle = SETTLE_S if options.warmup > 0 else 0.0
     drawn = drawings.planned_seconds(options.seconds, options.warmup, settle)
@@ -156,7 +178,7 @@ def _measure_server(
                 run.services[mode] = _model_info(server)
                 run.bodies = payloads.write_bodies(run.options.work, server.url)
             for target in targets:
-                for connections in run.options.concurrency:
+                for connections in concurrencies(run.options, target, mode):
                     run.cells.append(_measure(run, server, target, mode, connections))
             for target in targets:
                 if _crosschecking(run.options) and target in CROSSCHECKED and mode != "off":
@@ -166,14 +188,18 @@ def _measure_server(
                 run.canvases = drawings.measure(server.url, digit, run.options, SETTLE_S)
     except StartFailed as exc:
         run.cells.extend(
-            Cell(t, mode, c, failure=str(exc)) for t in targets for c in run.options.concurrency
+            Cell(t, mode, c, failure=str(exc))
+            for t in targets
+            for c in concurrencies(run.options, t, mode)
         )
         _say(f"{mode}: could not start: {exc}")
 
 
 def _measure(run: Run, server: Server, target: str, mode: str, connections: int) -> Cell:
     o, cell = run.options, Cell(target, mode, connections)
-    url, body = server.url + ROUTES[target], run.bodies[BODY_OF[target]]
+    model = run.services.get(mode, {}).get("name") or DEFAULT_MODEL
+    url = server.url + ROUTES[target].format(model=model)
+    body = run.bodies[BODY_OF[target]]
     if not server.alive():
         cell.failure = f"{server.name} is no longer running:\n{server.log_tail()}"
         return cell

@@ -16,6 +16,7 @@ class Body:
     path: Path  # the file wrk posts
     content_type: str
     size: int
+    header_length: int | None = None  # OIP binary tensors: Inference-Header-Content-Length
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ def command(
         "--",
         str(body.path),
         body.content_type,
+        *([] if body.header_length is None else [str(body.header_length)]),
     ]
 
 

@@ -9,14 +9,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.hey import HeyResult, run_hey
 from bench.hey import parse_output as parse_hey
+from bench.payloads import write_bodies
 from bench.report import render
-from bench.run import Cell, CrossCheck, Options, Run
+from bench.run import Cell, CrossCheck, Options, Run, concurrencies
 from bench.servers import start_echo
 from bench.wrk import Body, WrkResult, parse_output, run_wrk
+from service.fronts.oip.models import views
+from service.fronts.oip.tensors import parse
 from tests.support import MODEL_PATH, ROOT, require_program
 
 WRK_STDOUT = """Running 8s test @ http://127.0.0.1:8000/reconstruct
@@ -186,3 +190,33 @@ def test_one_tiny_run_writes_the_results_file(tmp_path: Path) -> None:
         assert r["ok"] == r["requests"] and r["other_status"] == r["socket_errors"] == 0
     assert raw["services"]["on"]["device"] == "cpu"
     assert (work / "service-on.log").exists()
+
+
+def test_oip_cells_run_at_their_concurrencies_and_headline_their_share() -> None:
+    options = Options(concurrency=(1, 16, 64, 256))
+    assert concurrencies(options, "oip", "on") == (1, 64, 256)
+    assert concurrencies(options, "oip-json", "on") == (64,)
+    assert concurrencies(options, "oip", "off") == ()
+    assert concurrencies(options, "reconstruct", "off") == (1, 16, 64, 256)
+    run = Run(Options(concurrency=(64,)), machine=MACHINE, seconds=60, load_after=0.5)
+    run.cells += [
+        Cell("reconstruct", "on", 64, result(2000)), Cell("oip", "on", 64, result(1900)),
+        Cell("oip-json", "on", 64, result(900)),
+    ]  # fmt: skip
+    text = render(run)
+    assert (
+        "| OIP binary infer at c=64, share of /reconstruct's req/s; errors and 503s | ≥ 0.9×, 0 "
+        "| 0.95× (1,900 vs 2,000 req/s); 0 | pass |"
+    ) in text
+    assert "| /v2/models/{model}/infer (JSON) | on | 64 | 900 |" in text
+
+
+def test_oip_bench_bodies_are_requests_the_service_parses(tmp_path: Path) -> None:
+    bodies = write_bodies(tmp_path, None)
+    view = views("mnist-ae", 64, 28, 64, 64)["mnist-ae"]
+    binary = bodies["oip-binary"]
+    parsed = parse(binary.path.read_bytes(), str(binary.header_length), view, 64)
+    assert parsed.inputs["images"].values.shape == (1, 28, 28)  # type: ignore[union-attr]
+    assert all(as_binary for _, as_binary in parsed.outputs)
+    as_json = parse(bodies["oip-json"].path.read_bytes(), None, view, 64)
+    assert np.array_equal(as_json.inputs["images"].values, parsed.inputs["images"].values)
