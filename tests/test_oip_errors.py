@@ -157,3 +157,22 @@ def test_uint8_binary_matches_the_numpy_bytes(http: httpx.Client, heldout: tuple
     binary = np.frombuffer(raw.content[json_length:], np.uint8)
     as_json = http.post(INFER, json={"inputs": [{**PIXELS, "data": digit.tolist()}]}).json()
     assert binary.tolist() == as_json["outputs"][0]["data"]
+
+
+def test_bytes_tensors_hold_exactly_their_elements(http: httpx.Client) -> None:
+    png = (Path(__file__).parent.parent / "docs" / "examples" / "seven.png").read_bytes()
+    element = len(png).to_bytes(4, "little") + png
+    head = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [2],
+                        "parameters": {"binary_data_size": 2 * len(element)}}]}  # fmt: skip
+    body, headers = binary_request(head, element * 2)
+    answer = http.post(INFER, content=body, headers=headers)
+    assert answer.status_code == 200
+    assert answer.json()["outputs"][0]["shape"] == [2, 28, 28]
+    empties = bytes(4) * 100_000  # many empty elements where the shape says one
+    head["inputs"][0].update(shape=[1], parameters={"binary_data_size": len(empties)})
+    body, headers = binary_request(head, empties)
+    refused = http.post(INFER, content=body, headers=headers)
+    assert_oip_error(refused, 400, "exactly 1 BYTES elements")
+    head["inputs"][0]["parameters"] = {"binary_data_size": 6}
+    body, headers = binary_request(head, b"\xff\x00\x00\x00ab")
+    assert_oip_error(http.post(INFER, content=body, headers=headers), 400, "cut short")

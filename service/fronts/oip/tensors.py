@@ -259,9 +259,7 @@ class _Binary:
         chunk = self.data[self.at : self.at + size]
         self.at += size
         if datatype == "BYTES":
-            elements = _elements(name, chunk)
-            _expect_count(name, len(elements), shape)
-            return elements
+            return _elements(name, chunk, math.prod(shape))
         dtype = DTYPES[datatype]
         if size != math.prod(shape) * dtype.itemsize:
             raise InvalidTensor(
@@ -277,14 +275,19 @@ class _Binary:
             )
 
 
-def _elements(name: str, chunk: memoryview) -> list[bytes]:
-    """BYTES elements, each a 4-byte little-endian length and its bytes."""
+def _elements(name: str, chunk: memoryview, count: int) -> list[bytes]:
+    """`count` BYTES elements, each a 4-byte little-endian length and its bytes, filling the
+    chunk exactly (read no further than `count`: a body of empty elements is cheap to send)."""
     elements: list[bytes] = []
     at = 0
-    while at < len(chunk):
+    while at < len(chunk) and len(elements) < count:
         length = int.from_bytes(chunk[at : at + 4], "little") if at + 4 <= len(chunk) else -1
         if length < 0 or at + 4 + length > len(chunk):
             raise InvalidTensor(f"input {name!r}: BYTES element {len(elements)} is cut short")
         elements.append(bytes(chunk[at + 4 : at + 4 + length]))
         at += 4 + length
+    if len(elements) != count or at != len(chunk):
+        raise InvalidTensor(
+            f"input {name!r}: its binary data does not hold exactly {count} BYTES elements"
+        )
     return elements
