@@ -134,7 +134,13 @@ async def start(runtime: Runtime, model: LoadedModel | None) -> None:
     )
     runtime.batcher.start()
     runtime.inference = Inference(runtime.batcher, settings.request_timeout)
-    runtime.codec_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codec")
+    # Decoding a big picture is bulk work too: its threads wait behind the loop, as batches do.
+    runtime.codec_pool = ThreadPoolExecutor(
+        max_workers=2,
+        thread_name_prefix="codec",
+        initializer=priority.lower_this_thread,
+        initargs=(settings.inference_nice,),
+    )
     runtime.reloader = Reloader(runtime.engine, runtime.metrics, settings)
     publish(runtime.metrics, model)
     heap.settle(on_gpu=model.device.type == "cuda")

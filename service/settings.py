@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     max_queue: int = Field(1024, ge=1, description="items waiting for the model")
     torch_threads: int | None = Field(None, ge=1)
     inference_nice: int = Field(
-        10, ge=0, le=19, description="how much lower the inference thread's CPU priority is "
-        "than the event loop's (Linux); 0: the same (service/runtime/priority.py)",
+        10, ge=0, le=19, description="how much lower the inference and codec threads' CPU "
+        "priority is than the event loop's (Linux); 0: the same (service/runtime/priority.py)",
     )  # fmt: skip
 
     # Security
