@@ -76,6 +76,7 @@ def decode_image(data: bytes, options: ImageOptions, max_side: int) -> np.ndarra
 
 
 def prepare(data: bytes, header: PngHeader, options: ImageOptions) -> np.ndarray:
+    """A PNG whose header was read -> (28, 28) float32 in [0, 1]."""
     grey = decode_grey(data, header)  # (H, W) uint8
     invert = _should_invert(grey, options.invert)
     if grey.shape == (SIDE, SIDE):

@@ -4,10 +4,12 @@ Reading the header first (`read_header`) lets the service refuse a huge image be
 inflated. Pixels come out as (H, W) uint8 grey (`decode_grey`), the way Pillow greys colour
 (ITU-R 601-2 luma), transparency flattened onto whichever of black or white contrasts with what
 is drawn. 8-bit grey, grey+alpha, RGB and RGBA files that are not interlaced, all a phone canvas
-or a browser writes, are decoded here: inflated by zlib-ng, each row that only repeats the one
-above (a canvas's background) kept once, the rest unfiltered by numpy, with Pillow's pixel
-decoder for runs of Average and Paeth rows; a general decoder costs five times that. Anything
-else goes to Pillow's full decoder. A 28x28 8-bit grey file is checked and rewritten
+or a browser writes (colour ones from 200x200 up: below, Pillow is as quick), are decoded here:
+inflated by zlib-ng, each row that only repeats the one above (a canvas's background) kept
+once, the rest unfiltered by numpy, with Pillow's pixel decoder for runs of Average and Paeth
+rows; a general decoder costs three times that. Their other chunks still go through Pillow's
+readers, so a file Pillow refuses is refused. Anything else goes to Pillow's full decoder.
+A 28x28 8-bit grey file is checked and rewritten
 (`canonical_grey8`) for the model's batch to decode itself. What those pixels mean to the model
 (polarity, fitting, 28x28) is `digits`' business, not this module's.
 """
