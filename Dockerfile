@@ -5,16 +5,20 @@
 #   docker build -t digit-autoencoder:0.1.0 .                       # CPU torch (default)
 #   docker build -t digit-autoencoder:0.1.0-cuda \
 #       --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu124 .
+#   make image                                  # the same with docker, or buildah where no docker
 #
 # The CUDA wheels bring their own CUDA runtime, so the same slim base serves both builds; the host
-# needs only the NVIDIA driver and container toolkit.
+# needs only the NVIDIA driver and container toolkit. An empty TORCH_INDEX_URL means pip's default
+# index (PyPI, whose Linux torch is the CUDA build); PYTHON_IMAGE is any Debian-based image with
+# `python` and its venv module.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: a virtual environment with the service's runtime dependencies only ----
 FROM ${PYTHON_IMAGE} AS build
 
-# Which torch build to install: the CPU wheels by default, a CUDA index for GPU hosts.
+# Which torch build to install: the CPU wheels by default, a CUDA index for GPU hosts, empty for
+# pip's default index.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -25,8 +29,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 # torch first, in its own layer: it is most of the image and changes least often. The ranges
 # are pyproject.toml's, so the project install below finds them satisfied and keeps this build.
 RUN python -m venv /opt/venv \
-    && pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" \
-        "torch>=2.4,<3" "torchvision>=0.19,<1"
+    && if [ -n "$TORCH_INDEX_URL" ]; then export PIP_INDEX_URL="$TORCH_INDEX_URL"; fi \
+    && pip install --no-cache-dir "torch>=2.4,<3" "torchvision>=0.19,<1"
 
 WORKDIR /src
 COPY pyproject.toml README.md ./

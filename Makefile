@@ -3,7 +3,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 
-.PHONY: serve test test-fast train bench device-check lint system-deps clean
+.PHONY: serve test test-fast train bench device-check lint system-deps image clean
 
 # A stamp per extra, remade only when a pyproject.toml changes, so a ready venv is not reinstalled.
 # The SDK (sdk/) is its own distribution: installed editable beside the service, in one resolve.
@@ -26,6 +26,11 @@ serve: $(VENV)/.stamp-runtime
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+# The service's image, digit-autoencoder:0.1.0: docker when an engine answers, else buildah.
+# IMAGE, TORCH_INDEX_URL (empty: PyPI), PYTHON_IMAGE and BUILDER pass through to the script.
+image:
+	bash scripts/build-image.sh
 
 test: $(VENV)/.stamp-dev system-deps
 	$(PY) -m pytest

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian programs the test suite and the benchmark drive for real:
 # nginx (replica load balancing), wrk and hey (load), Chromium (the page), docker-compose
-# (validating the compose files). Does nothing when they are all present. With arguments, only
+# (validating the compose files), buildah, podman and mmdebstrap (building and running the image,
+# tests/test_image.py). Does nothing when they are all present. With arguments, only
 # the programs named: `bash scripts/install-system-deps.sh wrk`.
 set -euo pipefail
 
@@ -12,6 +13,9 @@ declare -A want=(
     [chromium]="chromium fonts-liberation"
     [docker-compose]=docker-compose
     [kubectl]=kubectl
+    [buildah]=buildah
+    [podman]=podman
+    [mmdebstrap]=mmdebstrap
 )
 # Named programs only, when given: `install-system-deps.sh wrk` (make device-check).
 if [ $# -gt 0 ]; then
