@@ -30,6 +30,7 @@ from service.runtime.model import ModelLoadError, load_model, resolve_device
 from service.settings import Settings
 
 log = logging.getLogger("service")
+WORKER_START_S = 120  # seconds a worker may take to import torch and load the model
 
 
 def main() -> int:
@@ -96,7 +97,14 @@ def _serve_workers(settings: Settings) -> int:
     # Every worker writes its metrics here; /metrics on any of them reports the sum.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ae-metrics-")
     config = _config(
-        settings, "service.__main__:worker_app", factory=True, workers=settings.workers
+        settings,
+        "service.__main__:worker_app",
+        factory=True,
+        workers=settings.workers,
+        # The supervisor kills a worker that has not answered its ping within this many
+        # seconds. A spawned worker first imports torch and loads the model: its 5 s default is
+        # less than that takes on a busy 2-core machine, and every worker was killed in a loop.
+        timeout_worker_healthcheck=WORKER_START_S,
     )
     sock = config.bind_socket()
     uvicorn.supervisors.Multiprocess(config, sockets=[sock]).run()
