@@ -5,8 +5,10 @@
 # (this script and the extra certificates below) is there yet, in about a minute and a half.
 #
 #   bash scripts/python-base-image.sh      # -> localhost/ae-python-base:<recipe hash>
+#   DEBIAN_MIRROR=http://... bash scripts/python-base-image.sh   # another mirror
 set -euo pipefail
-cd "$(dirname "$0")/.."
+script=$(realpath "$0")
+cd "$(dirname "$script")/.."
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/scripts/containers.conf}"
 
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -15,7 +17,7 @@ packages=python3,python3-venv,python-is-python3,ca-certificates,passwd
 # Roots this machine trusts beyond Debian's (an egress proxy's, say): pip inside the build needs them.
 mapfile -t extra_cas < <(find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | sort)
 
-recipe=$(cat "$0" ${extra_cas[@]+"${extra_cas[@]}"} | sha256sum | cut -c1-12)
+recipe=$(cat "$script" ${extra_cas[@]+"${extra_cas[@]}"} | sha256sum | cut -c1-12)
 image="localhost/ae-python-base:$recipe"
 if ! podman image exists "$image"; then
     hooks=()
@@ -32,7 +34,8 @@ if ! podman image exists "$image"; then
             --change 'CMD ["python3"]' \
             - "$image" >&2
     # Earlier recipes lose their name; scripts/build-image.sh prunes nameless images.
-    podman images --format '{{.Repository}}:{{.Tag}}' "${image%:*}" | grep -vxF "$image" \
-        | xargs -r podman untag
+    for old in $(podman images --format '{{.Repository}}:{{.Tag}}' "${image%:*}"); do
+        [ "$old" = "$image" ] || podman untag "$old"
+    done
 fi
 echo "$image"
