@@ -4,7 +4,7 @@
 #
 #   docker build -t digit-autoencoder:0.1.0 .                       # CPU torch (default)
 #   docker build -t digit-autoencoder:0.1.0-cuda \
-#       --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu124 .
+#       --build-arg TORCH_INDEX_URL= .                              # CUDA: PyPI's torch
 #   make image                                  # the same with docker, or buildah where no docker
 #
 # The CUDA wheels bring their own CUDA runtime, so the same slim base serves both builds; the host
