@@ -5,18 +5,22 @@ may run other kernels)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import tritonclient.http as triton
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from tests.conftest import png_bytes, read_png
-from tests.support import Service
+from tests.scrape import metric
+from tests.support import Service, start_service
 
 NAME = "mnist-ae"
 PNG = {"content-type": "image/png"}
@@ -187,3 +191,52 @@ def test_png_input_decodes_like_the_codec(heldout: tuple) -> None:
     """The test's own PNG maker round-trips the pixels the tests compare against."""
     with Image.open(io.BytesIO(png_bytes(heldout[0][0]))) as image:
         assert np.array_equal(np.asarray(image), heldout[0][0])
+
+
+SHARED = 8  # requests of each front in a round
+
+
+async def _both_fronts_at_once(url: str, digits: np.ndarray) -> list[int]:
+    """Each digit once as a native PNG and once as OIP UINT8 pixels, all sent at once."""
+    head = orjson.dumps({"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 28, 28],
+                                     "parameters": {"binary_data_size": 784}}]})  # fmt: skip
+    oip = {"inference-header-content-length": str(len(head))}
+    limits = httpx.Limits(max_connections=2 * len(digits))
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        answers = await asyncio.gather(
+            *[http.post("/reconstruct", content=png_bytes(d), headers=PNG) for d in digits],
+            *[http.post(f"/v2/models/{NAME}/infer", content=head + d.tobytes(), headers=oip)
+              for d in digits],
+        )  # fmt: skip
+    return [answer.status_code for answer in answers]
+
+
+def test_oip_pixels_and_native_pngs_share_forward_passes(tmp_path: Path, heldout: tuple) -> None:
+    """UINT8 digits through OIP join the native PNG files' batches (`reconstruct_png`).
+
+    A batch holds at most 2 x SHARED items and, once one has run, waits up to 2 s to fill, so
+    the requests of a round gather in few batches; a batch of more than SHARED items cannot be
+    of one front alone. The first batch of a round starts with whatever has come in at once,
+    so a round may split in two halves of SHARED: then the next round is tried."""
+    env = {"AE_MAX_BATCH_SIZE": str(2 * SHARED), "AE_MAX_BATCH_DELAY_MS": "2000"}
+    with start_service(tmp_path, env) as service, service.client() as http:
+        for _ in range(3):
+            before = _png_batches(http)
+            statuses = asyncio.run(_both_fronts_at_once(service.url, heldout[0][:SHARED]))
+            assert statuses == [200] * 2 * SHARED
+            batches, items, small = np.subtract(_png_batches(http), before)
+            assert items == 2 * SHARED  # every digit of both fronts in `reconstruct_png` batches
+            assert metric(http, "ae_batch_size_count", method="reconstruct") == 0
+            if small < batches:  # a batch of more than SHARED: both fronts in one forward pass
+                return
+    pytest.fail("no batch held requests of both fronts in three rounds")
+
+
+def _png_batches(http: httpx.Client) -> tuple[float, float, float]:
+    """`reconstruct_png` batches, their items, and the batches of SHARED items or fewer."""
+    labels = {"method": "reconstruct_png"}
+    return (
+        metric(http, "ae_batch_size_count", **labels),
+        metric(http, "ae_batch_size_sum", **labels),
+        metric(http, "ae_batch_size_bucket", le=f"{float(SHARED)}", **labels),
+    )

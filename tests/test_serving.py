@@ -4,16 +4,24 @@ event loop or in the batch."""
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
 
 from service.codec import digits as codec
 from service.codec import png
+from service.core.batching import MicroBatcher
+from service.core.inference import Inference
+from service.fronts import stages
+from service.metrics import Metrics
 from service.runtime import model as runtime
 from service.runtime import serving
-from service.runtime.model import ONEDNN_FROM_BATCH, Engine, load_model
-from service.settings import DEFAULT_MODEL_PATH
+from service.runtime.model import METHODS, ONEDNN_FROM_BATCH, Engine, load_model
+from service.settings import DEFAULT_MODEL_PATH, Settings
+from service.state import Runtime
 from tests.test_codec import filtered_png
 
 
@@ -114,6 +122,58 @@ def test_files_and_arrays_give_the_same_answers(engine: Engine) -> None:
     np.testing.assert_array_equal(mse_files, mse_arrays)
 
 
+def test_pixels_beside_files_in_the_batch_are_what_the_core_made_of_them() -> None:
+    """Raw pixels are never inverted, even on light paper, and scale as the float path does;
+    PNG files beside them in the same batch keep their own rule."""
+    rng = np.random.default_rng(11)
+    pixels = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)  # (4, 28, 28)
+    pixels[1] = 255  # light paper: "auto" would invert a PNG of it, never its pixels
+    pixels[1, 10:18, 12:16] = 0
+    items = np.concatenate([codec.pixel_items(pixels[:2]), _files([png.encode_grey8(pixels[1])],
+                            "auto"), codec.pixel_items(pixels[2:])])  # fmt: skip
+    got = serving.to_model_input(*runtime._png_args(items), 8).numpy()  # (8, 28, 28)
+    as_floats = np.multiply(pixels, np.float32(1 / 255), dtype=np.float32)  # the core's way
+    np.testing.assert_array_equal(got[[0, 1, 3, 4]], as_floats)
+    np.testing.assert_array_equal(got[2], 1 - as_floats[1])  # the same pixels as a PNG: inverted
+    assert not got[5:].any()  # the padding
+
+
+def test_one_forward_pass_serves_a_native_png_and_oip_pixels(
+    engine: Engine, heldout: tuple
+) -> None:
+    """The native front's PNG file and the OIP front's UINT8 pixels, made into the core's input
+    by the fronts' own stages and submitted together, run as one engine call; each gets what
+    the float path gives the same two digits as one batch."""
+    digits = heldout[0][:2]  # (2, 28, 28) uint8, MNIST polarity
+    calls: list[tuple[str, int]] = []
+    record = engine.run
+
+    def run(method: str, items: np.ndarray) -> tuple[tuple[np.ndarray, ...], str]:
+        calls.append((method, len(items)))
+        return record(method, items)
+
+    async def scenario() -> tuple[tuple[np.ndarray, ...], ...]:
+        batcher = MicroBatcher(run, METHODS, max_batch_size=8, max_delay_s=0, max_queue=8)
+        batcher.start()
+        with ThreadPoolExecutor(1) as pool:
+            rt = Runtime(Settings(), Metrics(), engine=engine, codec_pool=pool)
+            native = await stages.png_input(
+                rt, [("body", png.encode_grey8(digits[0]))], codec.ImageOptions("false")
+            )
+        oip = stages.pixel_input(rt, digits[1:])
+        core = Inference(batcher, 10.0)
+        answers = await asyncio.gather(core.reconstruct(native), core.reconstruct(oip))
+        await batcher.stop()
+        return tuple(answer[:2] for answer in answers)
+
+    (native_pixels, native_mse), (oip_pixels, oip_mse) = asyncio.run(scenario())
+    assert calls == [("reconstruct_png", 2)]
+    as_floats = np.multiply(digits, np.float32(1 / 255), dtype=np.float32)  # (2, 28, 28)
+    (want_pixels, want_mse), _ = engine.run("reconstruct", as_floats)
+    np.testing.assert_array_equal(np.concatenate([native_pixels, oip_pixels]), want_pixels)
+    np.testing.assert_array_equal(np.concatenate([native_mse, oip_mse]), want_mse)
+
+
 def test_without_torchvision_image_library_pngs_are_decoded_on_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -124,3 +184,6 @@ def test_without_torchvision_image_library_pngs_are_decoded_on_the_loop(
     assert not model.decodes_png
     (pixels, mse), _ = Engine(model).run("reconstruct", np.zeros((2, 28, 28), np.float32))
     assert pixels.shape == (2, 28, 28) and mse.shape == (2,)
+    rt = Runtime(Settings(), Metrics(), engine=Engine(model))
+    digits = np.zeros((2, 28, 28), np.uint8)
+    assert stages.pixel_input(rt, digits) is digits  # to the float path, as they are

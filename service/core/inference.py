@@ -33,7 +33,8 @@ class Inference:
         self.timeout = timeout
 
     async def encode(self, images: np.ndarray) -> tuple[np.ndarray, Timing]:
-        """(k, 28, 28) float32 or uint8, or (k, 2) `codec.png_items` -> (k, D) float32."""
+        """(k, 28, 28) float32 or uint8, or (k, 2) `codec.png_items` (PNG files or pixels the
+        batch reads itself) -> (k, D) float32."""
         method, items = _model_input("encode", images)
         (embeddings,), timing = await self.batcher.submit(method, items, self.timeout)
         return embeddings, timing
@@ -61,9 +62,11 @@ class Inference:
 
 
 def _model_input(name: str, images: np.ndarray) -> tuple[str, np.ndarray]:
-    """The model method for these images, and the images as it takes them: PNG files go to the
-    method that decodes them in the batch; 8-bit pixels become [0, 1] exactly as the codec reads
-    an 8-bit grey PNG, so that pixels and their PNG file get the same answer, bit for bit."""
+    """The model method for these images, and the images as it takes them: `png_items` (PNG
+    files, and pixels the fronts made items of) go to the method that reads them in the batch;
+    other 8-bit pixels (where the model decodes no PNGs) become [0, 1] here exactly as the batch
+    and the codec read an 8-bit grey PNG, so that pixels and their PNG file get the same answer,
+    bit for bit."""
     if are_png_items(images):
         return f"{name}_png", images
     if images.dtype == np.uint8:

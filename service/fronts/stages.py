@@ -1,6 +1,6 @@
 """What every front does around a call on the inference core: find the lifespan's runtime, turn
-PNG files into the model's input, name the model that served the batch, and report where the
-request's time went (decode, queue, inference, encode)."""
+PNG files and pixels into the model's input, name the model that served the batch, and report
+where the request's time went (decode, queue, inference, encode)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from starlette.requests import Request
 from service.codec import digits as codec
 from service.core.batching import Timing
 from service.state import Runtime
+
+PIXELS_SHAPE = (codec.SIDE, codec.SIDE)
 
 
 def runtime(request: Request) -> Runtime:
@@ -28,6 +30,15 @@ async def png_input(
     return await codec.model_input(
         payloads, options, rt.settings.max_image_side, rt.codec_pool, rt.model.decodes_png
     )
+
+
+def pixel_input(rt: Runtime, images: np.ndarray) -> np.ndarray:
+    """Digits sent as pixels, as the model's batch takes them: 28x28 8-bit pixels join the
+    batches of PNG files where the model reads those (`codec.pixel_items`), so that they share
+    a forward pass with them; other pixels go as they are."""
+    if rt.model.decodes_png and images.dtype == np.uint8 and images.shape[1:] == PIXELS_SHAPE:
+        return codec.pixel_items(images)  # (k, 2)
+    return images  # (k, 28, 28)
 
 
 def served_by(request: Request, timing: Timing) -> str:

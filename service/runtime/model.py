@@ -30,7 +30,8 @@ log = logging.getLogger("service")
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 REQUIRED_KEYS = ("format_version", "name", "version", "input_shape", "embedding_dim")
-# The `_png` methods take PNG files that the batch decodes (codec.png_items), the others arrays.
+# The `_png` methods take digits that the batch reads itself (codec.png_items: 28x28 PNG files
+# and raw 28x28 pixels, mixed), the others arrays.
 METHODS = ("encode", "decode", "reconstruct", "encode_png", "reconstruct_png")
 SCRIPT_METHODS = {"reconstruct": "forward"}  # the batcher's method names that differ
 # Batches are padded up to one of these sizes: TorchScript and oneDNN then specialise and cache
@@ -173,8 +174,8 @@ def _parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
 
 def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
     """Run every method on dummy batches of each size a batch is padded to: proves the shapes,
-    that decode stays in [0, 1] and that PNG files decoded in the batch become the same model
-    input as decoded here, and pays TorchScript's first calls before any request."""
+    that decode stays in [0, 1] and that PNG files and raw pixels read in the batch become the
+    same model input as read here, and pays TorchScript's first calls before any request."""
     side, dim = model.side, model.embedding_dim
     for batch in BUCKETS:
         eight_bit = torch.randint(0, 256, (batch, side, side), dtype=torch.uint8)  # (B, 28, 28)
@@ -214,18 +215,19 @@ def check_and_warm(model: LoadedModel, rounds: int = 2) -> None:
 def _test_files(
     model: LoadedModel, eight_bit: torch.Tensor, x: torch.Tensor
 ) -> tuple[torch.Tensor, list[int], torch.Tensor]:
-    """The arguments of the `_png` methods for `eight_bit` (B, 28, 28) as PNG files, once it is
-    proven that the batch decodes them to `x` bit for bit."""
+    """The arguments of the `_png` methods for `eight_bit` (B, 28, 28), its odd rows as raw
+    pixels and the others as PNG files, once it is proven that the batch reads them to `x` bit
+    for bit."""
     batch, side, _ = eight_bit.shape
-    files = codec.png_items(batch)  # (B, 2)
-    for i, image in enumerate(eight_bit.numpy()):
+    files = codec.pixel_items(eight_bit.numpy())  # (B, 2)
+    for i, image in enumerate(eight_bit.numpy()[::2]):
         data = png.encode_grey8(image)
-        files[i] = (png.canonical_grey8(data, png.read_header(data, side)), 0)
+        files[2 * i] = (png.canonical_grey8(data, png.read_header(data, side)), 0)
     args = _png_args(files)
     if not torch.equal(serving.to_model_input(*args, batch), x):
         raise ModelLoadError(
-            f"model file {model.path.name}: PNG files decoded in the batch differ from the same "
-            "files decoded on the event loop"
+            f"model file {model.path.name}: PNG files and pixels read in the batch differ from "
+            "the same digits read on the event loop"
         )
     return args
 
@@ -261,7 +263,7 @@ def _run_batch(
     if method not in METHODS:
         raise ValueError(f"unknown model method {method!r}")
     if method.endswith("_png"):
-        args: tuple[Any, ...] = (*_png_args(items), size)  # PNG files the batch decodes
+        args: tuple[Any, ...] = (*_png_args(items), size)  # digits the batch reads itself
     else:
         args = (torch.from_numpy(_pad(items, size)),)  # (size, 28, 28) float32 or (size, D)
     choose_kernels(size)
@@ -272,12 +274,12 @@ def _run_batch(
 
 
 def _png_args(items: np.ndarray) -> tuple[torch.Tensor, list[int], torch.Tensor]:
-    """(n, 2) codec.png_items -> the files end to end, where each ends, each one's invert rule."""
+    """(n, 2) codec.png_items -> their bytes end to end, where each ends, each one's code."""
     files = list(items[:, 0])
     joined = bytearray().join(files)  # writable, as torch.frombuffer wants
     ends = list(itertools.accumulate(len(f) for f in files))
-    invert = torch.from_numpy(items[:, 1].astype(np.int8))  # (n,); see serving.call
-    return torch.frombuffer(joined, dtype=torch.uint8), ends, invert
+    codes = torch.from_numpy(items[:, 1].astype(np.int8))  # (n,); see serving.call
+    return torch.frombuffer(joined, dtype=torch.uint8), ends, codes
 
 
 def choose_kernels(batch: int) -> None:

@@ -9,6 +9,8 @@ The same goes for decoding the digits that arrive as 28x28 8-bit grey PNGs (most
 `PngServing`'s methods take the batch's files, as `png.canonical_grey8` rewrote them, and
 unfilter them with libpng inside the call, where the event loop would have spent about half of
 its time per request on it. libpng comes from torchvision's image library, loaded on its own.
+The same batch may also hold digits that came as 28x28 8-bit pixels (an OIP `UINT8` tensor):
+they are read as they are, so a native PNG request and an OIP one share a forward pass.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from service.codec.digits import RAW_PIXELS, SIDE
 
 log = logging.getLogger("service")
 # torchvision's C++ image operators (torch.ops.image), by file name across its versions.
@@ -56,30 +60,41 @@ class Serving(nn.Module):
 
 
 class PngServing(Serving):
-    """`Serving`, and the same for batches of PNG files, which it decodes."""
+    """`Serving`, and the same for batches of PNG files, which it decodes, and of raw pixels."""
 
     @torch.jit.export
-    def encode_png(self, files: Tensor, ends: list[int], invert: Tensor, size: int) -> Tensor:
-        """PNG files (see `to_model_input`) -> embeddings (size, D); rows past the files are
-        padding."""
-        return self.encode(to_model_input(files, ends, invert, size))
+    def encode_png(self, files: Tensor, ends: list[int], codes: Tensor, size: int) -> Tensor:
+        """Digits (see `to_model_input`) -> embeddings (size, D); rows past them are padding."""
+        return self.encode(to_model_input(files, ends, codes, size))
 
     @torch.jit.export
     def reconstruct_png(
-        self, files: Tensor, ends: list[int], invert: Tensor, size: int
+        self, files: Tensor, ends: list[int], codes: Tensor, size: int
     ) -> tuple[Tensor, Tensor]:
-        """PNG files (see `to_model_input`) -> what `forward` returns for them."""
-        return self.forward(to_model_input(files, ends, invert, size))
+        """Digits (see `to_model_input`) -> what `forward` returns for them."""
+        return self.forward(to_model_input(files, ends, codes, size))
 
 
-def to_model_input(files: Tensor, ends: list[int], invert: Tensor, size: int) -> Tensor:
-    """n grey PNGs of one size, end to end in `files` (bytes, uint8) with `ends` where each one
-    ends, and each one's `invert` rule (n,) -> (size, H, W) float32 in [0, 1] as `codec.prepare`
-    makes it, zero rows after the n images. Bit for bit: `tests/test_serving.py`."""
+def to_model_input(
+    files: Tensor,
+    ends: list[int],
+    codes: Tensor,
+    size: int,
+    raw: int = RAW_PIXELS,  # TorchScript reads no globals in a function: the codec's through here
+    side: int = SIDE,
+) -> Tensor:
+    """n digits end to end in `files` (bytes, uint8), `ends` where each one ends, and each one's
+    code (n,) (`codec.png_items`): a 28x28 grey PNG with its `invert` rule, or 28x28 pixels as
+    they are -> (size, 28, 28) float32 in [0, 1] as `codec.prepare` makes it of the PNG (or of
+    the pixels' PNG), zero rows after the n digits. Bit for bit: `tests/test_serving.py`."""
     images: list[Tensor] = []
     start = 0
-    for end in ends:
-        images.append(torch.ops.image.decode_png(files[start:end], 0, False)[0])  # 0: as stored
+    kinds: list[int] = codes.to(torch.int64).tolist()  # (n,) as numbers, one per digit
+    for i, end in enumerate(ends):  # (TorchScript's zip takes no `strict`)
+        if kinds[i] == raw:
+            images.append(files[start:end].view(side, side))  # (28, 28), a view of the bytes
+        else:
+            images.append(torch.ops.image.decode_png(files[start:end], 0, False)[0])  # as stored
         start = end
     pixels = torch.stack(images)  # (n, H, W) uint8
     n, height, width = pixels.shape
@@ -87,7 +102,8 @@ def to_model_input(files: Tensor, ends: list[int], invert: Tensor, size: int) ->
     # Most of the frame light means dark ink on paper: the whole image's count less the inside's.
     frame_light = light.sum(dim=(1, 2)) - light[:, 1:-1, 1:-1].sum(dim=(1, 2))  # (n,)
     frame = height * width - max(height - 2, 0) * max(width - 2, 0)
-    flip = torch.where(invert == 2, 2 * frame_light > frame, invert == 1)  # codec.INVERT_CODES
+    # codec.INVERT_CODES; RAW_PIXELS is neither 1 nor 2: never flipped
+    flip = torch.where(codes == 2, 2 * frame_light > frame, codes == 1)
     grey = pixels.to(torch.float32) * (1.0 / 255.0)  # (n, H, W)
     grey = torch.where(flip[:, None, None], 1.0 - grey, grey)
     return torch.cat([grey, grey.new_zeros(size - n, height, width)])  # (size, H, W)

@@ -46,9 +46,9 @@ def _array(tensor: Tensor) -> np.ndarray:
 
 
 async def _digits(rt: Runtime, tensor: Tensor, options: ImageOptions) -> np.ndarray:
-    """(k, 28, 28) uint8 or float32 as given, or PNG files as the model's batch takes them."""
+    """Pixels (k, 28, 28) uint8 or float32, or PNG files, as the model's batch takes them."""
     if isinstance(tensor.values, np.ndarray):
-        return tensor.values
+        return stages.pixel_input(rt, tensor.values)
     payloads = [(f"{tensor.name}[{i}]", data) for i, data in enumerate(tensor.values)]
     return await stages.png_input(rt, payloads, options)
 
