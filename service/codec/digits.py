@@ -209,8 +209,7 @@ def _lanczos(size: int, out: int) -> np.ndarray:
     weights[(taps >= last[:, None]) | (np.abs(t) >= 3.0)] = 0.0
     weights /= np.where((total := weights.sum(axis=1, keepdims=True)) == 0.0, 1.0, total)
     dense = np.zeros((out, size + taps.shape[1]), np.float32)  # room for taps past the edge
-    for row, (start, kernel) in enumerate(zip(first.tolist(), weights, strict=True)):
-        dense[row, start : start + len(kernel)] = kernel
+    dense[np.arange(out)[:, None], taps] = weights  # each row's window, in one call
     return dense[:, :size]
 
 
