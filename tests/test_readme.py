@@ -28,6 +28,9 @@ def test_readme_has_a_curl_line_per_verb() -> None:
         assert verb in text, verb
 
 
+CURL_WRITE_ERROR = 23
+
+
 @pytest.mark.parametrize("line", curl_lines())
 def test_readme_curl_line_works(line: str, api: Service, tmp_path: Path) -> None:
     require_program("curl")
@@ -38,7 +41,10 @@ def test_readme_curl_line_works(line: str, api: Service, tmp_path: Path) -> None
         ["bash", "-o", "pipefail", "-c", command.replace("curl ", "curl --fail ", 1)],
         cwd=tmp_path, capture_output=True, timeout=30,
     )  # fmt: skip
-    assert result.returncode == 0, (line, result.stderr.decode())
+    # `| head -c N` may close the pipe before curl has written the whole body: curl's 23 (write
+    # error) then says only that the reader had enough. An HTTP error is 22 (--fail).
+    accepted = (0, CURL_WRITE_ERROR) if "| head" in line else (0,)
+    assert result.returncode in accepted, (line, result.stderr.decode())
     outputs = [Path(tmp_path, part) for part in _output_files(line)]
     for path in outputs:
         assert path.stat().st_size > 0, path
