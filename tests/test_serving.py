@@ -19,7 +19,7 @@ from service.fronts import stages
 from service.metrics import Metrics
 from service.runtime import model as runtime
 from service.runtime import serving
-from service.runtime.model import METHODS, ONEDNN_FROM_BATCH, Engine, load_model
+from service.runtime.model import METHODS, ONEDNN_FROM_BATCH, Engine, ModelLoadError, load_model
 from service.settings import DEFAULT_MODEL_PATH, Settings
 from service.state import Runtime
 from tests.test_codec import filtered_png
@@ -172,6 +172,20 @@ def test_one_forward_pass_serves_a_native_png_and_oip_pixels(
     (want_pixels, want_mse), _ = engine.run("reconstruct", as_floats)
     np.testing.assert_array_equal(np.concatenate([native_pixels, oip_pixels]), want_pixels)
     np.testing.assert_array_equal(np.concatenate([native_mse, oip_mse]), want_mse)
+
+
+def test_warm_up_refuses_a_batch_that_misreads_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start-up and reload check the pixel rows too: here made column by column."""
+
+    def transposed(images: np.ndarray) -> np.ndarray:
+        items = codec.png_items(len(images))
+        for i, image in enumerate(images):
+            items[i] = image.T.tobytes(), codec.RAW_PIXELS
+        return items
+
+    monkeypatch.setattr(codec, "pixel_items", transposed)
+    with pytest.raises(ModelLoadError, match="pixels read in the batch differ"):
+        load_model(DEFAULT_MODEL_PATH, torch.device("cpu"))
 
 
 def test_without_torchvision_image_library_pngs_are_decoded_on_the_loop(
