@@ -235,3 +235,11 @@ def test_decoder_gives_pillows_grey(color: int, filters: list[int]) -> None:
     with Image.open(io.BytesIO(data)) as image:
         want = np.asarray(image.convert("L"))
     np.testing.assert_array_equal(png.decode_grey(data, png.read_header(data, 2048)), want)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 8, 9, 10, 17, 1080])
+def test_a_run_of_up_rows_sums_down_the_columns_modulo_256(rows: int) -> None:
+    pixels = np.random.default_rng(rows).integers(0, 256, (rows, 12), dtype=np.uint8)
+    want = np.cumsum(pixels, axis=0, dtype=np.uint8)  # (rows, 12), wrapping as PNG's Up does
+    png._running_sum_down(pixels)
+    np.testing.assert_array_equal(pixels, want)
