@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.device_check import calls as calls_
 from scripts.device_check.calls import Call, Digits
-from scripts.device_check.compare import Diff, compare, frames
+from scripts.device_check.compare import Answer, Diff, compare, frames
 
 BURST_REQUESTS = 256  # concurrent /reconstruct requests, each digit four times
 BURST_THREADS = 64
@@ -75,7 +75,7 @@ def burst(cpu: httpx.Client, dev: httpx.Client, digits: Digits) -> Outcome:
             for i in range(BURST_REQUESTS)]  # fmt: skip
     before = _batches(dev)
     with ThreadPoolExecutor(BURST_THREADS) as pool:
-        answers = list(pool.map(lambda call: calls_.send(dev, call), jobs))
+        answers = list(pool.map(lambda call: _send_alone(dev, call), jobs))
     after = _batches(dev)
     reference = [calls_.send(cpu, job) for job in jobs[: len(pngs)]]
     for i, answer in enumerate(answers):
@@ -86,6 +86,14 @@ def burst(cpu: httpx.Client, dev: httpx.Client, digits: Digits) -> Outcome:
         f"{count} forward passes, {total / count:.1f} digits each on average" if count else ""
     )
     return outcome
+
+
+def _send_alone(client: httpx.Client, call: Call) -> Answer:
+    """`call` on a connection of its own. Threads sharing one client's pool met its connections
+    that the server had closed after their keep-alive timeout, and one thread's clean-up closed
+    a socket another was reading (httpx: `ReadError: [Errno 9] Bad file descriptor`)."""
+    with httpx.Client(base_url=client.base_url, timeout=client.timeout) as own:
+        return calls_.send(own, call)
 
 
 def artifact_outcome(cpu: httpx.Client, model_path: Path, digits: Digits) -> Outcome:
